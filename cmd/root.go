@@ -1,0 +1,151 @@
+// Package cmd holds the cobra command tree of ssmax. It is the only package
+// that knows about cobra, viper and the terminal: each command parses its
+// options and calls one package function.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Version is the ssmax version, set at build time with
+// -ldflags "-X github.com/ssmax/ssmax/cmd.Version=...".
+var Version = "0.1.0-dev"
+
+// globalOptions are the flags every command accepts.
+type globalOptions struct {
+	ConfigFile string
+	Quiet      bool
+	LogFormat  string
+}
+
+// Execute runs the command tree on os.Args and returns the process exit code.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRootCommand()
+	root.SetArgs(os.Args[1:])
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(root.ErrOrStderr(), "ssmax: "+oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps an error message on a single line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}
+
+// NewRootCommand builds the whole command tree. Each call returns a fresh
+// tree, so tests can execute commands independently.
+func NewRootCommand() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "ssmax",
+		Short: "Retrofit Scalable-Softmax attention into transformer checkpoints",
+		Long: `ssmax retrofits Scalable-Softmax (SSMax) attention into Hugging Face
+safetensors checkpoints (GPT-2, Llama, Mistral, Qwen2, Qwen3), fine-tunes them
+and measures their long-context behaviour.
+
+SSMax replaces softmax(z) by softmax((s*ln n)*z), where n is the number of keys
+a query sees and s is a learned scalar per head (Nakanishi 2025, arXiv 2501.19399).
+
+Every command reads options from flags, from environment variables SSMAX_<FLAG>
+(dashes become underscores) and from a YAML file given with --config; flags
+override the environment, which overrides the file.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
+			return setupLogging(c.ErrOrStderr(), g)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.ConfigFile, "config", "", "YAML file with option values (keys are flag names)")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only results and errors: no logs, no progress bars")
+	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
+
+	root.AddCommand(
+		newVersionCommand(),
+	)
+	return root
+}
+
+// setupLogging installs the slog handler chosen by --log-format and --quiet.
+// slog's default logger is the process's one piece of logging state; every
+// command sets it from its own flags before running.
+func setupLogging(w io.Writer, g *globalOptions) error {
+	level := slog.LevelInfo
+	if g.Quiet {
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch g.LogFormat {
+	case "text":
+		h = slog.NewTextHandler(w, opts)
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return fmt.Errorf("--log-format: %q is not text or json", g.LogFormat)
+	}
+	slog.SetDefault(slog.New(h))
+	return nil
+}
+
+// bindOptions fills the flags of c that were not set on the command line from
+// the environment (SSMAX_<NAME>) and from the --config YAML file, using a
+// fresh viper instance. Every flag is bound explicitly, so environment
+// variables are honoured even for keys absent from the file.
+func bindOptions(c *cobra.Command) error {
+	v := viper.New()
+	v.SetEnvPrefix("SSMAX")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	if cf, _ := c.Flags().GetString("config"); cf != "" {
+		v.SetConfigFile(cf)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("--config %s: %w", cf, err)
+		}
+	}
+	var errs []error
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" || f.Name == "help" {
+			return
+		}
+		if err := v.BindEnv(f.Name); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if f.Changed || !v.IsSet(f.Name) {
+			return
+		}
+		val := v.Get(f.Name)
+		var s string
+		switch x := val.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			s = fmt.Sprint(x)
+		}
+		if err := c.Flags().Set(f.Name, s); err != nil {
+			errs = append(errs, fmt.Errorf("option %s=%q: %w", f.Name, s, err))
+		}
+	})
+	return errors.Join(errs...)
+}
