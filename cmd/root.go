@@ -30,14 +30,24 @@ type globalOptions struct {
 	LogFormat  string
 }
 
-// Execute runs the command tree on os.Args and returns the process exit code.
+// Execute runs the command tree on os.Args and returns the process exit
+// code. SIGINT and SIGTERM cancel the command's context, so long commands
+// stop cleanly and remove their temporary outputs.
 func Execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run executes the command tree with args, writing to stdout and stderr, and
+// returns the exit code: 0 on success, 1 with a one-line error otherwise.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand()
-	root.SetArgs(os.Args[1:])
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(root.ErrOrStderr(), "ssmax: "+oneLine(err))
+		fmt.Fprintln(stderr, "ssmax: "+oneLine(err))
 		return 1
 	}
 	return 0
@@ -78,6 +88,8 @@ override the environment, which overrides the file.`,
 
 	root.AddCommand(
 		newVersionCommand(),
+		newInspectCommand(),
+		newConvertCommand(),
 	)
 	return root
 }

@@ -1,0 +1,303 @@
+package arch_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/internal/testckpt"
+)
+
+const fixtures = "../testdata/fixtures"
+
+func TestLoadFixtures(t *testing.T) {
+	tests := []struct {
+		name                                         string
+		family                                       arch.Family
+		layers, heads, kv, headDim, hidden, inter, v int
+		ctx                                          int
+		position                                     arch.PositionKind
+		tied                                         bool
+		prefix                                       string
+		variant                                      arch.Variant
+		ssmaxTensors                                 int
+	}{
+		{"gpt2-tiny", arch.GPT2, 2, 4, 4, 16, 64, 256, 256, 128, arch.LearnedPositions, true, "transformer.", "", 0},
+		{"gpt2-tiny-ssmax", arch.GPT2, 2, 4, 4, 16, 64, 256, 256, 128, arch.LearnedPositions, true, "transformer.", arch.VariantSSMax, 2},
+		{"llama-tiny", arch.Llama, 2, 4, 2, 16, 64, 176, 256, 128, arch.RoPEPositions, false, "", "", 0},
+		{"llama-tiny-ssmax-bias", arch.Llama, 2, 4, 2, 16, 64, 176, 256, 128, arch.RoPEPositions, false, "", arch.VariantBias, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := checkpoint.Open(filepath.Join(fixtures, tc.name), checkpoint.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, err := arch.Load(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []int{s.Layers, s.Heads, s.KVHeads, s.HeadDim, s.Hidden, s.Intermediate, s.Vocab, s.Context}
+			want := []int{tc.layers, tc.heads, tc.kv, tc.headDim, tc.hidden, tc.inter, tc.v, tc.ctx}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("shape %d: got %v, want %v", i, got, want)
+					break
+				}
+			}
+			if s.Family != tc.family || s.Position != tc.position || s.TiedEmbeddings != tc.tied || s.Prefix != tc.prefix {
+				t.Errorf("got family %s position %s tied %v prefix %q", s.Family, s.Position, s.TiedEmbeddings, s.Prefix)
+			}
+			if tc.position == arch.RoPEPositions && s.RoPETheta != 10000 {
+				t.Errorf("rope theta %g", s.RoPETheta)
+			}
+			if tc.variant == "" {
+				if s.SSMax != nil {
+					t.Errorf("unexpected SSMax state %+v", s.SSMax)
+				}
+			} else {
+				if s.SSMax == nil || s.SSMax.Variant != tc.variant || len(s.SSMax.Layers) != 2 {
+					t.Fatalf("SSMax state %+v, want variant %s on 2 layers", s.SSMax, tc.variant)
+				}
+			}
+			n := 0
+			for _, ts := range s.Tensors() {
+				if ts.Role == arch.RoleSSMaxS || ts.Role == arch.RoleSSMaxB {
+					n++
+				}
+			}
+			if n != tc.ssmaxTensors {
+				t.Errorf("%d SSMax tensors, want %d", n, tc.ssmaxTensors)
+			}
+			if u := s.Unexpected(c); len(u) != 0 {
+				t.Errorf("unexpected tensors %v", u)
+			}
+		})
+	}
+}
+
+func TestSyntheticFamilies(t *testing.T) {
+	tests := []struct {
+		family      arch.Family
+		kv, headDim int
+		qkvBias     bool
+		qkNorm      bool
+		tied        bool
+		window      int
+		theta       float64
+	}{
+		{arch.GPT2, 4, 8, true, false, true, 0, 0},
+		{arch.Llama, 2, 8, false, false, false, 0, 10000},
+		{arch.Mistral, 1, 8, false, false, false, 32, 1e6},
+		{arch.Qwen2, 2, 8, true, false, true, 0, 1e6},
+		{arch.Qwen3, 2, 16, false, true, true, 0, 1e6},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.family), func(t *testing.T) {
+			dir := t.TempDir()
+			testckpt.MustWrite(t, dir, testckpt.Configs[tc.family], testckpt.Options{})
+			c, err := checkpoint.Open(dir, checkpoint.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, err := arch.Load(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Family != tc.family || s.KVHeads != tc.kv || s.HeadDim != tc.headDim || s.QKVBias != tc.qkvBias ||
+				s.QKNorm != tc.qkNorm || s.TiedEmbeddings != tc.tied || s.SlidingWindow != tc.window || s.RoPETheta != tc.theta {
+				t.Errorf("spec %+v", s)
+			}
+			if tc.family == arch.Qwen2 && (s.OutBias || s.Name(arch.RoleQBias, 0) == "" || s.Name(arch.RoleOutBias, 0) != "") {
+				t.Errorf("qwen2 wants q/k/v biases and no o_proj bias")
+			}
+			if tc.family == arch.Qwen3 && s.Name(arch.RoleQNorm, 1) != "model.layers.1.self_attn.q_norm.weight" {
+				t.Errorf("qwen3 q_norm name %q", s.Name(arch.RoleQNorm, 1))
+			}
+		})
+	}
+}
+
+func TestGPT2WithoutPrefixAndRoPE(t *testing.T) {
+	cfg := testckpt.Clone(testckpt.Configs[arch.GPT2])
+	cfg["position_embedding_type"] = "rope"
+	cfg["rope_theta"] = 500.0
+	c, err := checkpoint.ParseConfig(mustJSON(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := arch.Detect(c, []string{"wte.weight", "h.0.attn.c_attn.weight"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Prefix != "" || s.Position != arch.RoPEPositions || s.RoPETheta != 500 {
+		t.Fatalf("prefix %q position %s theta %g", s.Prefix, s.Position, s.RoPETheta)
+	}
+	if s.Name(arch.RolePosEmbed, -1) != "" {
+		t.Errorf("RoPE GPT-2 must have no wpe tensor")
+	}
+	if got := s.AttentionPrefix(1); got != "h.1.attn" {
+		t.Errorf("attention prefix %q", got)
+	}
+}
+
+func TestRoPEParameters(t *testing.T) {
+	tests := []struct {
+		name    string
+		extra   map[string]any
+		theta   float64
+		scaling string
+	}{
+		{"top-level", map[string]any{"rope_theta": 5e5}, 5e5, ""},
+		{"v5 rope_parameters", map[string]any{"rope_theta": nil, "rope_parameters": map[string]any{"rope_type": "default", "rope_theta": 1e6}}, 1e6, ""},
+		{"llama3 scaling", map[string]any{"rope_theta": 5e5, "rope_scaling": map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}, 5e5, "llama3"},
+		{"legacy type key", map[string]any{"rope_scaling": map[string]any{"type": "linear", "factor": 2.0}}, 10000, "linear"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testckpt.Clone(testckpt.Configs[arch.Llama])
+			for k, v := range tc.extra {
+				cfg[k] = v
+			}
+			c, err := checkpoint.ParseConfig(mustJSON(t, cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := arch.Detect(c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.RoPETheta != tc.theta {
+				t.Errorf("theta %g, want %g", s.RoPETheta, tc.theta)
+			}
+			got := ""
+			if s.RoPEScaling != nil {
+				got = s.RoPEScaling.Type
+			}
+			if got != tc.scaling {
+				t.Errorf("scaling %q, want %q", got, tc.scaling)
+			}
+		})
+	}
+}
+
+func TestDetectErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		family  arch.Family
+		change  map[string]any
+		drop    []string
+		want    error
+		message string
+	}{
+		{"unknown family", arch.Llama, map[string]any{"model_type": "bert"}, nil, arch.ErrUnsupported, `"bert" (supported: gpt2, llama, mistral, qwen2, qwen3)`},
+		{"unknown architecture", arch.Llama, map[string]any{"architectures": []string{"T5ForConditionalGeneration"}}, []string{"model_type"}, arch.ErrUnsupported, "T5ForConditionalGeneration"},
+		{"no family", arch.Llama, nil, []string{"model_type", "architectures"}, arch.ErrConfig, "neither model_type nor architectures"},
+		{"no heads", arch.Llama, nil, []string{"num_attention_heads"}, arch.ErrConfig, "missing num_attention_heads / n_head"},
+		{"gpt2 no heads", arch.GPT2, nil, []string{"n_head"}, arch.ErrConfig, "missing n_head / num_attention_heads"},
+		{"zero layers", arch.Llama, map[string]any{"num_hidden_layers": 0}, nil, arch.ErrConfig, "number of layers must be positive"},
+		{"kv not dividing", arch.Llama, map[string]any{"num_key_value_heads": 3}, nil, arch.ErrConfig, "not a multiple of 3"},
+		{"string heads", arch.Llama, map[string]any{"num_attention_heads": "four"}, nil, arch.ErrConfig, "num_attention_heads"},
+		{"fractional heads", arch.Llama, map[string]any{"num_attention_heads": 4.5}, nil, arch.ErrConfig, "not an integer"},
+		{"bad ssmax variant", arch.Llama, map[string]any{"ssmax": map[string]any{"variant": "magic", "layers": []int{0}, "version": 1}}, nil, arch.ErrConfig, `unknown SSMax variant "magic"`},
+		{"ssmax layer out of range", arch.Llama, map[string]any{"ssmax": map[string]any{"variant": "ssmax", "layers": []int{5}, "version": 1}}, nil, arch.ErrConfig, "layer 5 out of range"},
+		{"ssmax future version", arch.Llama, map[string]any{"ssmax": map[string]any{"variant": "ssmax", "layers": []int{0}, "version": 9}}, nil, arch.ErrConfig, "format version 9"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testckpt.Clone(testckpt.Configs[tc.family])
+			for k, v := range tc.change {
+				cfg[k] = v
+			}
+			for _, k := range tc.drop {
+				delete(cfg, k)
+			}
+			c, err := checkpoint.ParseConfig(mustJSON(t, cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = arch.Detect(c, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q does not say %q", err, tc.message)
+			}
+		})
+	}
+}
+
+func TestCheckTensors(t *testing.T) {
+	tests := []struct {
+		name    string
+		omit    string
+		config  map[string]any
+		message string
+	}{
+		{"missing q_proj", "model.layers.1.self_attn.q_proj.weight", nil, `"model.layers.1.self_attn.q_proj.weight": tensor mismatch: missing`},
+		{"missing final norm", "model.norm.weight", nil, `"model.norm.weight": tensor mismatch: missing`},
+		{"ssmax announced, tensor missing", "", map[string]any{"ssmax": map[string]any{"variant": "ssmax", "init": "match", "train_len": 64, "layers": []int{0, 1}, "version": 1}}, `"model.layers.0.self_attn.ssmax_s": tensor mismatch: missing`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testckpt.Clone(testckpt.Configs[arch.Llama])
+			testckpt.MustWrite(t, dir, cfg, testckpt.Options{Omit: map[string]bool{tc.omit: true}})
+			if tc.config != nil {
+				for k, v := range tc.config {
+					cfg[k] = v
+				}
+				writeJSON(t, filepath.Join(dir, "config.json"), cfg)
+			}
+			c, err := checkpoint.Open(dir, checkpoint.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = arch.Load(c)
+			if !errors.Is(err, arch.ErrTensor) || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("error %v, want %s", err, tc.message)
+			}
+		})
+	}
+}
+
+func TestMisshapenTensor(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testckpt.Clone(testckpt.Configs[arch.Llama])
+	testckpt.MustWrite(t, dir, cfg, testckpt.Options{})
+	cfg["intermediate_size"] = 40 // the files hold 48
+	writeJSON(t, filepath.Join(dir, "config.json"), cfg)
+	c, err := checkpoint.Open(dir, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = arch.Load(c)
+	if !errors.Is(err, arch.ErrTensor) || !strings.Contains(err.Error(), "shape [48 32], expected [40 32]") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestSSMaxTensorsWithoutConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testckpt.Clone(testckpt.Configs[arch.Llama])
+	cfg["ssmax"] = map[string]any{"variant": "bias", "init": "identity", "train_len": 64, "layers": []int{0, 1}, "version": 1}
+	testckpt.MustWrite(t, dir, cfg, testckpt.Options{})
+	delete(cfg, "ssmax")
+	writeJSON(t, filepath.Join(dir, "config.json"), cfg)
+	c, err := checkpoint.Open(dir, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = arch.Load(c)
+	if !errors.Is(err, arch.ErrTensor) || !strings.Contains(err.Error(), `config.json has no "ssmax" object`) {
+		t.Fatalf("error %v", err)
+	}
+}

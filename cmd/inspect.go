@@ -1,0 +1,50 @@
+package cmd
+
+import (
+	"encoding/json"
+
+	"github.com/spf13/cobra"
+	"github.com/ssmax/ssmax/inspect"
+)
+
+func newInspectCommand() *cobra.Command {
+	var (
+		opts   inspect.Options
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "inspect PATH",
+		Short: "Describe a checkpoint: architecture, shapes, dtypes, parameters, SSMax state",
+		Long: `Describe a checkpoint directory (config.json + safetensors weights, single or
+sharded) or a single .safetensors file with --model-config: family, layers,
+heads, head_dim, hidden and vocabulary sizes, context, RoPE theta, dtypes,
+parameter count, bytes on disk, shards, tokenizer files, and the SSMax state of
+a converted checkpoint (variant, init, per-layer min/mean/max of s and b).
+Every weight file is validated; a malformed one is an error naming the file,
+the tensor and the rule it breaks.`,
+		Example: `  ssmax inspect ./gpt2
+  ssmax inspect ./llama-ssmax --json
+  ssmax inspect model.safetensors --model-config config.json --tensors`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := bindOptions(c); err != nil {
+				return err
+			}
+			r, err := inspect.Run(args[0], opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			return r.WriteText(c.OutOrStdout())
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.BoolVar(&opts.Tensors, "tensors", false, "list every tensor with dtype, shape, shard and offset")
+	f.StringVar(&opts.ConfigPath, "model-config", "", "config.json of the model (for a single .safetensors file without one beside it)")
+	return c
+}

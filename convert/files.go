@@ -1,0 +1,121 @@
+package convert
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ssmax/ssmax/checkpoint"
+)
+
+// writeFileSync writes data to path and syncs it.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// copyFile copies src to dst (a new file), preserving the permission bits.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// replaceDir renames the finished temporary directory to dst. With force, an
+// existing dst is moved aside first and removed only once the rename worked.
+func replaceDir(tmp, dst string, force bool) error {
+	if _, err := os.Lstat(dst); err == nil {
+		if !force {
+			return fmt.Errorf("destination %s appeared while converting (use --force to replace it)", dst)
+		}
+		old := tmp + ".old"
+		if err := os.Rename(dst, old); err != nil {
+			return fmt.Errorf("move existing %s aside: %w", dst, err)
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			os.Rename(old, dst)
+			return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
+		}
+		return os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
+	}
+	return nil
+}
+
+// modelCard is the README.md written beside the converted weights.
+func modelCard(src *checkpoint.Checkpoint, res *Result, o *Options) []byte {
+	var b strings.Builder
+	b.WriteString("# SSMax checkpoint\n\n")
+	switch {
+	case o.Revert:
+		fmt.Fprintf(&b, "Plain softmax checkpoint reverted by ssmax from `%s`: the SSMax parameters and the `ssmax` config object were removed.\n", src.Path)
+	default:
+		sc := res.SSMax
+		fmt.Fprintf(&b, "Converted by ssmax from `%s` to Scalable-Softmax attention (Nakanishi 2025, arXiv 2501.19399):\n", src.Path)
+		b.WriteString("attention logits are multiplied by ")
+		switch sc.Variant {
+		case "ssmax":
+			b.WriteString("s·ln(n), with s learned per head")
+		case "fixed":
+			b.WriteString("ln(n), with no parameter")
+		case "bias":
+			b.WriteString("s·ln(n) + b, with s and b learned per head")
+		}
+		b.WriteString(", where n is the number of keys a query attends to.\n\n")
+		fmt.Fprintf(&b, "- variant: `%s`\n- init: `%s`", sc.Variant, sc.Init)
+		if sc.SInit != nil {
+			fmt.Fprintf(&b, " (s = %.6g", *sc.SInit)
+			if sc.BInit != nil {
+				fmt.Fprintf(&b, ", b = %.6g", *sc.BInit)
+			}
+			b.WriteString(")")
+		}
+		fmt.Fprintf(&b, "\n- training length L: %d\n- converted layers: %v\n", sc.TrainLen, sc.Layers)
+		if len(res.Added) > 0 {
+			fmt.Fprintf(&b, "- new tensors: %d (`%s`, ...), F32, one value per head\n", len(res.Added), res.Added[0])
+		}
+		b.WriteString("\nEvery other tensor is copied unchanged")
+		if o.DType != "" && o.DType != "keep" {
+			fmt.Fprintf(&b, " (converted to %s)", o.DType)
+		}
+		b.WriteString(". The model needs an SSMax-aware runtime (ssmax finetune / eval / score); plain transformers ignores the new tensors and computes softmax attention.\n")
+	}
+	fmt.Fprintf(&b, "\nShards: %d, tensors: %d, data bytes: %d.\n", len(res.Shards), res.Tensors, res.Bytes)
+	if o.Command != "" {
+		fmt.Fprintf(&b, "\nCommand:\n\n```\n%s\n```\n", o.Command)
+	}
+	return []byte(b.String())
+}

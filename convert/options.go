@@ -1,0 +1,181 @@
+// Package convert retrofits SSMax attention into a checkpoint: it streams
+// every tensor of the source into a new checkpoint, byte for byte unless a
+// dtype change is asked for, adds the per-head SSMax parameters of the
+// chosen variant and initialisation, and records them in config.json. The
+// output is written to a temporary sibling directory and renamed into place,
+// so an error or an interrupt leaves nothing at the destination; the source
+// is only ever read.
+package convert
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/safetensors"
+)
+
+// Init strategies for the SSMax parameters.
+const (
+	// InitMatch sets s = 1/ln(L): SSMax equals softmax at n = L.
+	InitMatch = "match"
+	// InitConst sets s to a given value.
+	InitConst = "const"
+	// InitIdentity (bias variant) sets s = 0, b = 1: exactly the original model.
+	InitIdentity = "identity"
+)
+
+// Inits lists the initialisation strategies convert implements.
+var Inits = []string{InitMatch, InitConst, InitIdentity}
+
+// Options configure a conversion.
+type Options struct {
+	// Src is a checkpoint directory or a .safetensors file; Dst a directory.
+	Src, Dst string
+	// ConfigPath is the source config.json when Src is a lone .safetensors file.
+	ConfigPath string
+	// Variant is the SSMax variant to add.
+	Variant arch.Variant
+	// Init is the initialisation strategy (InitMatch, InitConst, InitIdentity).
+	Init string
+	// TrainLen is L for InitMatch; 0 takes the checkpoint's context.
+	TrainLen int
+	// S is the value of s for InitConst.
+	S *float64
+	// B is the value of b for the bias variant (default 0; 1 with identity).
+	B *float64
+	// Layers to convert, as a list such as "0-5,10"; "" converts every layer.
+	Layers string
+	// DType of the copied weights: "keep", "f32", "f16" or "bf16".
+	DType string
+	// ShardSize is the maximum shard size in bytes; 0 keeps the source's sharding.
+	ShardSize int64
+	// Force replaces an existing Dst.
+	Force bool
+	// Reinit converts an already converted checkpoint again with new settings.
+	Reinit bool
+	// Revert writes the plain softmax checkpoint: SSMax tensors and config dropped.
+	Revert bool
+	// Command is the command line recorded in the model card.
+	Command string
+	// Progress, when set, is called with bytes written so far and the total.
+	Progress func(done, total int64)
+}
+
+// ParseLayers parses a layer list such as "0-5,10" for a model with n layers.
+func ParseLayers(s string, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" || s == "all" {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out, nil
+	}
+	seen := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("layers %q: %q is not a layer number or range", s, part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("layers %q: %q is not a range like 0-5", s, part)
+			}
+		}
+		if a < 0 || b >= n {
+			return nil, fmt.Errorf("layers %q: %q is outside the model's layers 0-%d", s, part, n-1)
+		}
+		for l := a; l <= b; l++ {
+			seen[l] = true
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for l := range seen {
+		out = append(out, l)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// ParseDType maps a --dtype value to a safetensors dtype; "keep" gives "".
+func ParseDType(s string) (safetensors.DType, error) {
+	switch strings.ToLower(s) {
+	case "", "keep":
+		return "", nil
+	case "f32", "float32", "fp32":
+		return safetensors.F32, nil
+	case "f16", "float16", "fp16":
+		return safetensors.F16, nil
+	case "bf16", "bfloat16":
+		return safetensors.BF16, nil
+	}
+	return "", fmt.Errorf("dtype %q: want keep, f32, f16 or bf16", s)
+}
+
+// torchDType is the config.json spelling of a dtype.
+func torchDType(dt safetensors.DType) string {
+	switch dt {
+	case safetensors.F32:
+		return "float32"
+	case safetensors.F16:
+		return "float16"
+	case safetensors.BF16:
+		return "bfloat16"
+	}
+	return ""
+}
+
+// initValues resolves the initial s and b of every head, and the values
+// recorded in the config.
+type initValues struct {
+	s, b     float64
+	trainLen int
+}
+
+func resolveInit(o *Options, spec *arch.Spec) (initValues, error) {
+	v := initValues{trainLen: o.TrainLen}
+	if v.trainLen == 0 {
+		v.trainLen = spec.Context
+	}
+	if v.trainLen < 2 {
+		return v, fmt.Errorf("--train-len %d: must be at least 2 (ln(1) = 0)", v.trainLen)
+	}
+	if o.B != nil && o.Variant != arch.VariantBias {
+		return v, fmt.Errorf("--b sets the bias of the bias variant; variant %s has none", o.Variant)
+	}
+	if o.S != nil && o.Init != InitConst {
+		return v, fmt.Errorf("--s sets s for --init const; init is %s", o.Init)
+	}
+	switch o.Init {
+	case InitMatch:
+		v.s = 1 / math.Log(float64(v.trainLen))
+	case InitConst:
+		if o.S == nil {
+			return v, fmt.Errorf("--init const needs --s VALUE")
+		}
+		v.s = *o.S
+	case InitIdentity:
+		if o.Variant != arch.VariantBias {
+			return v, fmt.Errorf("--init identity needs --variant bias: only s*ln(n)+b can equal softmax (s=0, b=1) at every position; variant %s cannot", o.Variant)
+		}
+		v.s, v.b = 0, 1
+		if o.B != nil {
+			return v, fmt.Errorf("--init identity sets b = 1; do not give --b")
+		}
+	default:
+		return v, fmt.Errorf("--init %q: want %s", o.Init, strings.Join(Inits, ", "))
+	}
+	if o.B != nil {
+		v.b = *o.B
+	}
+	if math.IsNaN(v.s) || math.IsInf(v.s, 0) || math.IsNaN(v.b) || math.IsInf(v.b, 0) {
+		return v, fmt.Errorf("s and b must be finite")
+	}
+	return v, nil
+}

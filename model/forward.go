@@ -1,0 +1,192 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/kernels"
+)
+
+// Input is a packed token sequence: one or more documents (or batch rows)
+// laid end to end. Attention never crosses a segment start, positions and
+// the SSMax key count n restart at each segment.
+type Input struct {
+	IDs []int
+	// Segments are the start indices of the documents in IDs, sorted, the
+	// first 0; nil means one document.
+	Segments []int
+}
+
+// Positions returns each token's position within its segment.
+func (in Input) Positions() []int {
+	pos := make([]int, len(in.IDs))
+	seg := 0
+	start := 0
+	for t := range pos {
+		for seg < len(in.Segments) && in.Segments[seg] <= t {
+			start = in.Segments[seg]
+			seg++
+		}
+		pos[t] = t - start
+	}
+	return pos
+}
+
+// Validate checks the input against the model: ids within the vocabulary,
+// well-formed segments, and positions the model can represent. spago aborts
+// the process on an error inside a forward pass, so every check happens here.
+func (m *Model) Validate(in Input) error {
+	if len(in.IDs) == 0 {
+		return fmt.Errorf("empty input")
+	}
+	for i, id := range in.IDs {
+		if id < 0 || id >= m.Spec.Vocab {
+			return fmt.Errorf("token %d at position %d is outside the vocabulary of %d", id, i, m.Spec.Vocab)
+		}
+	}
+	for i, s := range in.Segments {
+		if (i == 0 && s != 0) || (i > 0 && s <= in.Segments[i-1]) || s >= len(in.IDs) {
+			return fmt.Errorf("segments %v: want sorted starts from 0 below %d", in.Segments, len(in.IDs))
+		}
+	}
+	longest := 0
+	for _, p := range in.Positions() {
+		longest = max(longest, p+1)
+	}
+	if m.Spec.Position == arch.LearnedPositions && longest > m.Spec.Context {
+		return fmt.Errorf("a document of %d tokens exceeds the model's %d learned positions", longest, m.Spec.Context)
+	}
+	if w := m.Spec.SlidingWindow; w > 0 && longest > w {
+		return fmt.Errorf("a document of %d tokens exceeds the sliding window of %d, which is not implemented", longest, w)
+	}
+	return nil
+}
+
+// Forward returns the logits [len(IDs), vocab] of every position.
+func (m *Model) Forward(in Input) (mat.Tensor, error) {
+	h, err := m.Hidden(in)
+	if err != nil {
+		return nil, err
+	}
+	return m.Logits(h), nil
+}
+
+// Hidden returns the final hidden states [len(IDs), hidden], after the
+// final normalisation.
+func (m *Model) Hidden(in Input) (mat.Tensor, error) {
+	if err := m.Validate(in); err != nil {
+		return nil, err
+	}
+	pos := in.Positions()
+	x := kernels.Embedding(m.p(arch.RoleEmbed, -1), in.IDs)
+	if pe := m.Param(arch.RolePosEmbed, -1); pe != nil {
+		x = kernels.Add(x, kernels.Embedding(pe.Param, pos))
+	}
+	for l := 0; l < m.Spec.Layers; l++ {
+		x = m.block(l, x, pos, in.Segments)
+	}
+	return m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1), nil
+}
+
+// Logits projects hidden states onto the vocabulary.
+func (m *Model) Logits(h mat.Tensor) mat.Tensor {
+	head := m.Param(arch.RoleHead, -1)
+	if head == nil {
+		head = m.Param(arch.RoleEmbed, -1)
+	}
+	return kernels.Linear(h, head.Param, nil, false)
+}
+
+// Loss returns the mean next-token cross-entropy of the input; targets[i] is
+// the token that follows position i, or -1 where there is none to predict.
+func (m *Model) Loss(in Input, targets []int) (mat.Tensor, error) {
+	if len(targets) != len(in.IDs) {
+		return nil, fmt.Errorf("%d targets for %d tokens", len(targets), len(in.IDs))
+	}
+	counted := 0
+	for i, t := range targets {
+		if t >= m.Spec.Vocab || t < -1 {
+			return nil, fmt.Errorf("target %d at position %d is outside the vocabulary of %d", t, i, m.Spec.Vocab)
+		}
+		if t >= 0 {
+			counted++
+		}
+	}
+	if counted == 0 {
+		return nil, fmt.Errorf("no target to predict")
+	}
+	logits, err := m.Forward(in)
+	if err != nil {
+		return nil, err
+	}
+	return kernels.CrossEntropy(logits, targets), nil
+}
+
+// p returns a parameter the spec guarantees, as a tensor.
+func (m *Model) p(r arch.Role, layer int) mat.Tensor { return m.byRole[roleKey{r, layer}].Param }
+
+// opt returns an optional parameter as a tensor, or nil.
+func (m *Model) opt(r arch.Role, layer int) mat.Tensor {
+	if p := m.byRole[roleKey{r, layer}]; p != nil {
+		return p.Param
+	}
+	return nil
+}
+
+func (m *Model) norm(x mat.Tensor, w, b arch.Role, layer int) mat.Tensor {
+	eps := float32(m.Spec.NormEps)
+	if m.Spec.Norm == arch.LayerNorm {
+		return kernels.LayerNorm(x, m.p(w, layer), m.p(b, layer), eps)
+	}
+	return kernels.RMSNorm(x, m.p(w, layer), eps)
+}
+
+func (m *Model) linear(x mat.Tensor, w, b arch.Role, layer int) mat.Tensor {
+	return kernels.Linear(x, m.p(w, layer), m.opt(b, layer), m.Spec.InOut(w))
+}
+
+// block is one transformer layer: pre-norm attention and MLP with residuals.
+func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
+	s := m.Spec
+	h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
+	var q, k, v mat.Tensor
+	if s.Family == arch.GPT2 {
+		qkv := m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l)
+		q = kernels.Columns(qkv, 0, s.Hidden)
+		k = kernels.Columns(qkv, s.Hidden, 2*s.Hidden)
+		v = kernels.Columns(qkv, 2*s.Hidden, 3*s.Hidden)
+	} else {
+		q = m.linear(h, arch.RoleQ, arch.RoleQBias, l)
+		k = m.linear(h, arch.RoleK, arch.RoleKBias, l)
+		v = m.linear(h, arch.RoleV, arch.RoleVBias, l)
+	}
+	if s.QKNorm {
+		eps := float32(s.NormEps)
+		q = kernels.HeadRMSNorm(q, m.p(arch.RoleQNorm, l), s.Heads, s.HeadDim, eps)
+		k = kernels.HeadRMSNorm(k, m.p(arch.RoleKNorm, l), s.KVHeads, s.HeadDim, eps)
+	}
+	if s.Position == arch.RoPEPositions {
+		q = kernels.RoPE(q, s.Heads, s.HeadDim, pos, m.RoPETheta)
+		k = kernels.RoPE(k, s.KVHeads, s.HeadDim, pos, m.RoPETheta)
+	}
+	a := m.attn[l]
+	var sp, bp mat.Tensor
+	if a.S != nil {
+		sp = a.S.Param
+	}
+	if a.B != nil {
+		bp = a.B.Param
+	}
+	att := kernels.Attention(q, k, v, sp, bp, kernels.AttentionConfig{
+		Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode, Segments: segments,
+	})
+	x = kernels.Add(x, m.linear(att, arch.RoleOut, arch.RoleOutBias, l))
+	h = m.norm(x, arch.RoleMLPNorm, arch.RoleMLPNormBias, l)
+	if s.Family == arch.GPT2 {
+		h = kernels.GELUTanh(m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+	} else {
+		h = kernels.SiLUGate(m.linear(h, arch.RoleGate, arch.RoleGateBias, l), m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+	}
+	return kernels.Add(x, m.linear(h, arch.RoleDown, arch.RoleDownBias, l))
+}

@@ -1,0 +1,230 @@
+// Package model builds decoder-only transformer language models (GPT-2 and
+// the Llama family) from an arch.Spec and a checkpoint, with every weight a
+// spago parameter, computes their forward pass with the operations of
+// package kernels (so spago's autograd gives gradients), decodes with a KV
+// cache, and saves weights back in the checkpoint's own names, layouts and
+// dtypes.
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/kernels"
+	"github.com/ssmax/ssmax/safetensors"
+)
+
+// Param is one weight: a spago parameter with the checkpoint tensor it
+// comes from.
+type Param struct {
+	*nn.Param
+	// Name is the tensor name in the checkpoint.
+	Name  string
+	Role  arch.Role
+	Layer int
+	// StoredShape is the stored shape (the parameter is [rows, cols]; vectors are [1, n]).
+	StoredShape []int64
+	// DType is the dtype the tensor is saved in.
+	DType safetensors.DType
+}
+
+// Values returns the parameter's float32 values (no copy).
+func (p *Param) Values() []float32 { return p.Value().(*mat.Dense[float32]).Data().F32() }
+
+// Attention is how one layer scales its attention logits.
+type Attention struct {
+	Mode kernels.Mode
+	// S and B are the per-head SSMax parameters (nil when the mode has none).
+	S, B *Param
+}
+
+// Model is a decoder language model.
+type Model struct {
+	Spec *arch.Spec
+	// Config is the checkpoint's config.json; Save writes it back with the
+	// SSMax object describing the model's current attention.
+	Config *checkpoint.Config
+	// RoPETheta is the theta used for rotary positions (the spec's, times
+	// Options.RoPEThetaScale).
+	RoPETheta float64
+
+	params []*Param
+	byRole map[roleKey]*Param
+	attn   []Attention
+	layout layout
+}
+
+type roleKey struct {
+	role  arch.Role
+	layer int
+}
+
+// Options tune Load.
+type Options struct {
+	// RoPEThetaScale multiplies rope_theta, to evaluate beyond the training
+	// length (the paper used 50). 0 means 1.
+	RoPEThetaScale float64
+}
+
+// Load builds the model of an opened checkpoint: every weight the spec
+// names, decoded to float32, and the SSMax parameters of converted layers.
+func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, error) {
+	if spec.RoPEScaling != nil {
+		return nil, fmt.Errorf("%s: %w rope scaling %q (only plain RoPE is implemented)", c.ConfigPath, arch.ErrUnsupported, spec.RoPEScaling.Type)
+	}
+	switch spec.Activation {
+	case "gelu_new", "gelu_pytorch_tanh", "silu":
+	default:
+		return nil, fmt.Errorf("%s: %w activation %q (supported: gelu_new, gelu_pytorch_tanh, silu)", c.ConfigPath, arch.ErrUnsupported, spec.Activation)
+	}
+	m := &Model{Spec: spec, Config: c.Config.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta}
+	if opts.RoPEThetaScale > 0 {
+		m.RoPETheta *= opts.RoPEThetaScale
+	}
+	for _, ts := range spec.Tensors() {
+		t, ok := c.Tensor(ts.Name)
+		if !ok {
+			if ts.Optional {
+				continue
+			}
+			return nil, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
+		}
+		vals, err := t.File.Float32s(ts.Name)
+		if err != nil {
+			return nil, err
+		}
+		p := newParam(ts, vals)
+		p.DType = t.DType
+		m.add(p)
+	}
+	if err := m.initAttention(); err != nil {
+		return nil, err
+	}
+	var err error
+	if m.layout, err = layoutOf(c); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newParam wraps values as a [rows, cols] parameter of the tensor ts.
+func newParam(ts arch.TensorSpec, vals []float32) *Param {
+	rows, cols := 1, 1
+	switch len(ts.Shape) {
+	case 1:
+		cols = int(ts.Shape[0])
+	case 2:
+		rows, cols = int(ts.Shape[0]), int(ts.Shape[1])
+	}
+	d := mat.NewDense[float32](mat.WithShape(rows, cols), mat.WithBacking(vals))
+	p := &nn.Param{Matrix: d}
+	p.SetRequiresGrad(true)
+	return &Param{Param: p, Name: ts.Name, Role: ts.Role, Layer: ts.Layer, StoredShape: ts.Shape, DType: safetensors.F32}
+}
+
+func (m *Model) add(p *Param) {
+	m.params = append(m.params, p)
+	m.byRole[roleKey{p.Role, p.Layer}] = p
+}
+
+// initAttention sets each layer's attention from the spec's SSMax state.
+func (m *Model) initAttention() error {
+	m.attn = make([]Attention, m.Spec.Layers)
+	for l := range m.attn {
+		a := Attention{Mode: kernels.Softmax}
+		if sc := m.Spec.SSMax; sc != nil && sc.Converts(l) {
+			mode, err := kernels.ParseMode(string(sc.Variant))
+			if err != nil {
+				return err
+			}
+			a.Mode = mode
+			a.S = m.byRole[roleKey{arch.RoleSSMaxS, l}]
+			a.B = m.byRole[roleKey{arch.RoleSSMaxB, l}]
+		}
+		m.attn[l] = a
+	}
+	return nil
+}
+
+// Params returns every parameter in the spec's canonical order.
+func (m *Model) Params() []*Param { return append([]*Param(nil), m.params...) }
+
+// Param returns the parameter of role in layer (-1 for global roles), or nil.
+func (m *Model) Param(r arch.Role, layer int) *Param { return m.byRole[roleKey{r, layer}] }
+
+// Attention returns layer l's attention setting.
+func (m *Model) Attention(l int) Attention { return m.attn[l] }
+
+// SetAttention switches layer l to mode with per-head s and b (nil when the
+// mode does not use them). New SSMax parameters are created as needed and
+// saved under the family's SSMax tensor names; parameters the mode does not
+// use are dropped.
+func (m *Model) SetAttention(l int, mode kernels.Mode, s, b []float32) error {
+	if l < 0 || l >= m.Spec.Layers {
+		return fmt.Errorf("layer %d out of range [0, %d)", l, m.Spec.Layers)
+	}
+	needS := mode == kernels.SSMax || mode == kernels.Bias
+	needB := mode == kernels.Bias
+	if needS != (s != nil) || needB != (b != nil) {
+		return fmt.Errorf("layer %d: mode %s needs s %v and b %v", l, mode, needS, needB)
+	}
+	set := func(role arch.Role, name string, vals []float32) (*Param, error) {
+		if vals == nil {
+			m.remove(role, l)
+			return nil, nil
+		}
+		if len(vals) != m.Spec.Heads {
+			return nil, fmt.Errorf("layer %d: %s has %d values for %d heads", l, role, len(vals), m.Spec.Heads)
+		}
+		if p := m.byRole[roleKey{role, l}]; p != nil {
+			copy(p.Values(), vals)
+			return p, nil
+		}
+		p := newParam(arch.TensorSpec{Name: name, Role: role, Layer: l, Shape: []int64{int64(m.Spec.Heads)}}, append([]float32(nil), vals...))
+		m.add(p)
+		return p, nil
+	}
+	sp, err := set(arch.RoleSSMaxS, m.Spec.SSMaxS(l), s)
+	if err != nil {
+		return err
+	}
+	bp, err := set(arch.RoleSSMaxB, m.Spec.SSMaxB(l), b)
+	if err != nil {
+		return err
+	}
+	m.attn[l] = Attention{Mode: mode, S: sp, B: bp}
+	return nil
+}
+
+func (m *Model) remove(role arch.Role, layer int) {
+	p := m.byRole[roleKey{role, layer}]
+	if p == nil {
+		return
+	}
+	delete(m.byRole, roleKey{role, layer})
+	for i, q := range m.params {
+		if q == p {
+			m.params = append(m.params[:i:i], m.params[i+1:]...)
+			break
+		}
+	}
+}
+
+// ParamCount counts the weights' elements (SSMax parameters excluded).
+func (m *Model) ParamCount() int64 {
+	var n int64
+	for _, p := range m.params {
+		if p.Role != arch.RoleSSMaxS && p.Role != arch.RoleSSMaxB {
+			n += int64(len(p.Values()))
+		}
+	}
+	return n
+}
+
+// MatchInit is the s of the "match" initialisation for training length L:
+// 1/ln(L), so that SSMax equals softmax at n = L.
+func MatchInit(trainLen int) float32 { return float32(1 / math.Log(float64(trainLen))) }
