@@ -90,6 +90,7 @@ override the environment, which overrides the file.`,
 		newVersionCommand(),
 		newInspectCommand(),
 		newConvertCommand(),
+		newScoreCommand(),
 	)
 	return root
 }

@@ -91,11 +91,7 @@ func (m *Model) Hidden(in Input) (mat.Tensor, error) {
 
 // Logits projects hidden states onto the vocabulary.
 func (m *Model) Logits(h mat.Tensor) mat.Tensor {
-	head := m.Param(arch.RoleHead, -1)
-	if head == nil {
-		head = m.Param(arch.RoleEmbed, -1)
-	}
-	return kernels.Linear(h, head.Param, nil, false)
+	return kernels.Linear(h, m.HeadParam(), nil, false)
 }
 
 // Loss returns the mean next-token cross-entropy of the input; targets[i] is
@@ -146,11 +142,11 @@ func (m *Model) linear(x mat.Tensor, w, b arch.Role, layer int) mat.Tensor {
 	return kernels.Linear(x, m.p(w, layer), m.opt(b, layer), m.Spec.InOut(w))
 }
 
-// block is one transformer layer: pre-norm attention and MLP with residuals.
-func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
+// qkv projects the normalised hidden states h of layer l to queries, keys
+// and values, with per-head norms and rotary positions where the family
+// has them.
+func (m *Model) qkv(l int, h mat.Tensor, pos []int) (q, k, v mat.Tensor) {
 	s := m.Spec
-	h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
-	var q, k, v mat.Tensor
 	if s.Family == arch.GPT2 {
 		qkv := m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l)
 		q = kernels.Columns(qkv, 0, s.Hidden)
@@ -170,6 +166,25 @@ func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
 		q = kernels.RoPE(q, s.Heads, s.HeadDim, pos, m.RoPETheta)
 		k = kernels.RoPE(k, s.KVHeads, s.HeadDim, pos, m.RoPETheta)
 	}
+	return q, k, v
+}
+
+// mlp adds layer l's feed-forward block to the residual stream x.
+func (m *Model) mlp(l int, x mat.Tensor) mat.Tensor {
+	h := m.norm(x, arch.RoleMLPNorm, arch.RoleMLPNormBias, l)
+	if m.Spec.Family == arch.GPT2 {
+		h = kernels.GELUTanh(m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+	} else {
+		h = kernels.SiLUGate(m.linear(h, arch.RoleGate, arch.RoleGateBias, l), m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+	}
+	return kernels.Add(x, m.linear(h, arch.RoleDown, arch.RoleDownBias, l))
+}
+
+// block is one transformer layer: pre-norm attention and MLP with residuals.
+func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
+	s := m.Spec
+	h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
+	q, k, v := m.qkv(l, h, pos)
 	a := m.attn[l]
 	var sp, bp mat.Tensor
 	if a.S != nil {
@@ -182,11 +197,14 @@ func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
 		Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode, Segments: segments,
 	})
 	x = kernels.Add(x, m.linear(att, arch.RoleOut, arch.RoleOutBias, l))
-	h = m.norm(x, arch.RoleMLPNorm, arch.RoleMLPNormBias, l)
-	if s.Family == arch.GPT2 {
-		h = kernels.GELUTanh(m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
-	} else {
-		h = kernels.SiLUGate(m.linear(h, arch.RoleGate, arch.RoleGateBias, l), m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+	return m.mlp(l, x)
+}
+
+// HeadParam is the output projection [vocab, hidden]: the untied head, or
+// the token embeddings when tied.
+func (m *Model) HeadParam() mat.Tensor {
+	if head := m.Param(arch.RoleHead, -1); head != nil {
+		return head.Param
 	}
-	return kernels.Add(x, m.linear(h, arch.RoleDown, arch.RoleDownBias, l))
+	return m.p(arch.RoleEmbed, -1)
 }

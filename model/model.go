@@ -228,3 +228,19 @@ func (m *Model) ParamCount() int64 {
 // MatchInit is the s of the "match" initialisation for training length L:
 // 1/ln(L), so that SSMax equals softmax at n = L.
 func MatchInit(trainLen int) float32 { return float32(1 / math.Log(float64(trainLen))) }
+
+// Open loads the model of the checkpoint at path (a directory, or a
+// .safetensors file with configPath). The weights are copied into memory,
+// so the checkpoint files are closed before Open returns.
+func Open(path, configPath string, o Options) (*Model, error) {
+	c, err := checkpoint.Open(path, checkpoint.Options{ConfigPath: configPath})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	spec, err := arch.Load(c)
+	if err != nil {
+		return nil, err
+	}
+	return Load(c, spec, o)
+}

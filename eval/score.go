@@ -1,0 +1,96 @@
+// Package eval measures language models: per-token loss of a sequence
+// (score), loss against context length, needle-in-a-haystack retrieval and
+// the attention paid to the needle.
+package eval
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/ssmax/ssmax/kernels"
+	"github.com/ssmax/ssmax/model"
+)
+
+// Score is the next-token negative log-likelihood of a token sequence.
+type Score struct {
+	// Tokens is the number of tokens scored (predictions: len(ids) - 1).
+	Tokens int `json:"tokens"`
+	// MeanLoss is the mean NLL in nats; Perplexity is exp(MeanLoss).
+	MeanLoss   float64 `json:"mean_loss"`
+	Perplexity float64 `json:"perplexity"`
+	// NLL[i] is -log p(ids[i+1] | ids[:i+1]).
+	NLL []float64 `json:"nll"`
+}
+
+// logitChunk is how many positions are projected onto the vocabulary at
+// once, so a long sequence never holds a [tokens, vocab] matrix.
+const logitChunk = 256
+
+// ScoreTokens computes the next-token NLL of every position of ids, one
+// document, with the model's attention.
+func ScoreTokens(m *model.Model, ids []int) (*Score, error) {
+	if len(ids) < 2 {
+		return nil, fmt.Errorf("score: need at least 2 tokens, got %d", len(ids))
+	}
+	nll, err := TokenNLL(m, model.Input{IDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	nll = nll[:len(ids)-1]
+	s := &Score{Tokens: len(nll), NLL: nll}
+	for _, x := range nll {
+		s.MeanLoss += x
+	}
+	s.MeanLoss /= float64(len(nll))
+	s.Perplexity = math.Exp(s.MeanLoss)
+	return s, nil
+}
+
+// TokenNLL returns, for every position i of in, -log p(in.IDs[i+1]) from the
+// logits at i; the last position of each segment, which has no next token
+// in its document, gets NaN.
+func TokenNLL(m *model.Model, in model.Input) ([]float64, error) {
+	h, err := m.Hidden(in)
+	if err != nil {
+		return nil, err
+	}
+	hv := h.Value().(*mat.Dense[float32]).Data().F32()
+	d, v := m.Spec.Hidden, m.Spec.Vocab
+	T := len(in.IDs)
+	last := map[int]bool{T - 1: true}
+	for _, s := range in.Segments {
+		if s > 0 {
+			last[s-1] = true
+		}
+	}
+	head := m.HeadParam()
+	out := make([]float64, T)
+	for lo := 0; lo < T; lo += logitChunk {
+		hi := min(lo+logitChunk, T)
+		rows := mat.NewDense[float32](mat.WithShape(hi-lo, d), mat.WithBacking(hv[lo*d:hi*d]))
+		logits := kernels.Linear(rows, head, nil, false).Value().(*mat.Dense[float32]).Data().F32()
+		for r := 0; r < hi-lo; r++ {
+			t := lo + r
+			if last[t] {
+				out[t] = math.NaN()
+				continue
+			}
+			out[t] = nllOf(logits[r*v:(r+1)*v], in.IDs[t+1])
+		}
+	}
+	return out, nil
+}
+
+// nllOf is -log softmax(row)[target], in float64.
+func nllOf(row []float32, target int) float64 {
+	maxv := math.Inf(-1)
+	for _, x := range row {
+		maxv = math.Max(maxv, float64(x))
+	}
+	var sum float64
+	for _, x := range row {
+		sum += math.Exp(float64(x) - maxv)
+	}
+	return math.Log(sum) + maxv - float64(row[target])
+}
