@@ -32,7 +32,7 @@ const (
 	RoleOutBias      Role = "attn_out_bias"
 	RoleMLPNorm      Role = "mlp_norm"
 	RoleMLPNormBias  Role = "mlp_norm_bias"
-	RoleUp           Role = "mlp_up"   // gpt2 c_fc [hidden, inter]; others [inter, hidden]
+	RoleUp           Role = "mlp_up" // gpt2 c_fc [hidden, inter]; others [inter, hidden]
 	RoleUpBias       Role = "mlp_up_bias"
 	RoleGate         Role = "mlp_gate" // [inter, hidden]
 	RoleGateBias     Role = "mlp_gate_bias"

@@ -13,9 +13,9 @@ import (
 
 func newConvertCommand() *cobra.Command {
 	var (
-		o                     convert.Options
+		o             convert.Options
 		variant, size string
-		s, b                  float64
+		s, b          float64
 	)
 	c := &cobra.Command{
 		Use:   "convert SRC DST",
