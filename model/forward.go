@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 
+	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/kernels"
@@ -147,15 +148,19 @@ func (m *Model) linear(x mat.Tensor, w, b arch.Role, layer int) mat.Tensor {
 // has them.
 func (m *Model) qkv(l int, h mat.Tensor, pos []int) (q, k, v mat.Tensor) {
 	s := m.Spec
+	// Each node feeds at most two others (see fork), so gradients are
+	// accumulated in a deterministic order.
 	if s.Family == arch.GPT2 {
 		qkv := m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l)
+		kv := fork(qkv)
 		q = kernels.Columns(qkv, 0, s.Hidden)
-		k = kernels.Columns(qkv, s.Hidden, 2*s.Hidden)
-		v = kernels.Columns(qkv, 2*s.Hidden, 3*s.Hidden)
+		k = kernels.Columns(kv, s.Hidden, 2*s.Hidden)
+		v = kernels.Columns(kv, 2*s.Hidden, 3*s.Hidden)
 	} else {
+		h2 := fork(h)
 		q = m.linear(h, arch.RoleQ, arch.RoleQBias, l)
-		k = m.linear(h, arch.RoleK, arch.RoleKBias, l)
-		v = m.linear(h, arch.RoleV, arch.RoleVBias, l)
+		k = m.linear(h2, arch.RoleK, arch.RoleKBias, l)
+		v = m.linear(h2, arch.RoleV, arch.RoleVBias, l)
 	}
 	if s.QKNorm {
 		eps := float32(s.NormEps)
@@ -168,6 +173,14 @@ func (m *Model) qkv(l int, h mat.Tensor, pos []int) (q, k, v mat.Tensor) {
 	}
 	return q, k, v
 }
+
+// fork returns an identity copy of x, to give a node a third consumer.
+// spago runs backward operations concurrently and adds each incoming
+// gradient as it arrives; two terms sum identically in either order (a+b =
+// b+a), three do not ((a+b)+c != (a+c)+b in floating point). Routing extra
+// consumers through a copy keeps every sum at two terms, so gradients, and
+// so training runs and resumes, are bit-for-bit reproducible.
+func fork(x mat.Tensor) mat.Tensor { return ag.Copy(x) }
 
 // mlp adds layer l's feed-forward block to the residual stream x.
 func (m *Model) mlp(l int, x mat.Tensor) mat.Tensor {
