@@ -159,19 +159,12 @@ func planOutput(src *checkpoint.Checkpoint, spec *arch.Spec, o *Options, dt safe
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("--layers: %w", err)
 		}
-		iv, err := resolveInit(o, spec)
+		req := arch.InitRequest{Variant: o.Variant, Init: o.Init, TrainLen: o.TrainLen, Context: spec.Context, S: o.S, B: o.B}
+		iv, err := arch.ResolveInit(req)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		sc := &arch.SSMaxConfig{Variant: o.Variant, Init: o.Init, TrainLen: iv.trainLen, Layers: layers, Version: arch.SSMaxFormatVersion}
-		if o.Variant.HasS() {
-			s := float64(float32(iv.s))
-			sc.SInit = &s
-		}
-		if o.Variant.HasB() {
-			b := float64(float32(iv.b))
-			sc.BInit = &b
-		}
+		sc := arch.NewSSMaxConfig(req, iv, layers)
 		if err := cfg.Set(arch.SSMaxConfigKey, sc); err != nil {
 			return nil, nil, nil, err
 		}

@@ -9,7 +9,6 @@ package convert
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,18 +17,12 @@ import (
 	"github.com/ssmax/ssmax/safetensors"
 )
 
-// Init strategies for the SSMax parameters.
+// Init strategies for the SSMax parameters (see arch.ResolveInit).
 const (
-	// InitMatch sets s = 1/ln(L): SSMax equals softmax at n = L.
-	InitMatch = "match"
-	// InitConst sets s to a given value.
-	InitConst = "const"
-	// InitIdentity (bias variant) sets s = 0, b = 1: exactly the original model.
-	InitIdentity = "identity"
+	InitMatch    = arch.InitMatch
+	InitConst    = arch.InitConst
+	InitIdentity = arch.InitIdentity
 )
-
-// Inits lists the initialisation strategies convert implements.
-var Inits = []string{InitMatch, InitConst, InitIdentity}
 
 // Options configure a conversion.
 type Options struct {
@@ -129,53 +122,4 @@ func torchDType(dt safetensors.DType) string {
 		return "bfloat16"
 	}
 	return ""
-}
-
-// initValues resolves the initial s and b of every head, and the values
-// recorded in the config.
-type initValues struct {
-	s, b     float64
-	trainLen int
-}
-
-func resolveInit(o *Options, spec *arch.Spec) (initValues, error) {
-	v := initValues{trainLen: o.TrainLen}
-	if v.trainLen == 0 {
-		v.trainLen = spec.Context
-	}
-	if v.trainLen < 2 {
-		return v, fmt.Errorf("--train-len %d: must be at least 2 (ln(1) = 0)", v.trainLen)
-	}
-	if o.B != nil && o.Variant != arch.VariantBias {
-		return v, fmt.Errorf("--b sets the bias of the bias variant; variant %s has none", o.Variant)
-	}
-	if o.S != nil && o.Init != InitConst {
-		return v, fmt.Errorf("--s sets s for --init const; init is %s", o.Init)
-	}
-	switch o.Init {
-	case InitMatch:
-		v.s = 1 / math.Log(float64(v.trainLen))
-	case InitConst:
-		if o.S == nil {
-			return v, fmt.Errorf("--init const needs --s VALUE")
-		}
-		v.s = *o.S
-	case InitIdentity:
-		if o.Variant != arch.VariantBias {
-			return v, fmt.Errorf("--init identity needs --variant bias: only s*ln(n)+b can equal softmax (s=0, b=1) at every position; variant %s cannot", o.Variant)
-		}
-		v.s, v.b = 0, 1
-		if o.B != nil {
-			return v, fmt.Errorf("--init identity sets b = 1; do not give --b")
-		}
-	default:
-		return v, fmt.Errorf("--init %q: want %s", o.Init, strings.Join(Inits, ", "))
-	}
-	if o.B != nil {
-		v.b = *o.B
-	}
-	if math.IsNaN(v.s) || math.IsInf(v.s, 0) || math.IsNaN(v.b) || math.IsInf(v.b, 0) {
-		return v, fmt.Errorf("s and b must be finite")
-	}
-	return v, nil
 }
