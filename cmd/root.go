@@ -91,6 +91,8 @@ override the environment, which overrides the file.`,
 		newInspectCommand(),
 		newConvertCommand(),
 		newScoreCommand(),
+		newFinetuneCommand(),
+		newPretrainCommand(),
 	)
 	return root
 }

@@ -1,0 +1,187 @@
+package finetune
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/model"
+	"github.com/ssmax/ssmax/safetensors"
+)
+
+// Names inside a step directory.
+const (
+	stateDir      = "trainer_state"
+	stateFile     = "state.json"
+	momentsFile   = "optimizer.safetensors"
+	doneMarker    = "DONE"
+	stepDirPrefix = "step_"
+	finalDir      = "final"
+	metricsFile   = "metrics.jsonl"
+	runConfigFile = "run_config.json"
+)
+
+// trainerState is what a step directory records besides the model.
+type trainerState struct {
+	Step       int               `json:"step"`
+	Tokens     int64             `json:"tokens"`
+	Loader     data.LoaderState  `json:"loader"`
+	AdamSteps  map[string]int    `json:"adam_steps"`
+	Switched   bool              `json:"switched_to_ssmax"`
+	Elapsed    float64           `json:"elapsed_seconds"`
+	Config     Config            `json:"config"`
+	DTypes     map[string]string `json:"dtypes,omitempty"`
+	LastLoss   float64           `json:"last_loss"`
+	TotalSteps int               `json:"total_steps"`
+}
+
+func stepDirName(step int) string { return fmt.Sprintf("%s%06d", stepDirPrefix, step) }
+
+// saveStep writes OUT/step_N atomically: model, trainer state (optimizer
+// moments, float32 master weights of parameters stored in a narrower dtype,
+// data position) and, last, the DONE marker; then renames it into place.
+func saveStep(out string, name string, m *model.Model, opt *optimizer, st trainerState) error {
+	partial := filepath.Join(out, "."+name+".partial")
+	os.RemoveAll(partial)
+	if err := m.Save(partial, model.SaveOptions{}); err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	fail := func(err error) error {
+		os.RemoveAll(partial)
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	sd := filepath.Join(partial, stateDir)
+	if err := os.MkdirAll(sd, 0o755); err != nil {
+		return fail(err)
+	}
+	tensors := opt.stateTensors()
+	for _, p := range m.Params() {
+		if p.DType != safetensors.F32 {
+			tensors = append(tensors, safetensors.FromFloat32("master."+p.Name, safetensors.F32, []int64{int64(len(p.Values()))}, p.Values()))
+		}
+	}
+	if err := safetensors.WriteFile(filepath.Join(sd, momentsFile), safetensors.Metadata{{Key: "format", Value: "ssmax-trainer"}}, tensors); err != nil {
+		return fail(err)
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(sd, stateFile), js, 0o644); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(partial, doneMarker), []byte(strconv.Itoa(st.Step)+"\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	final := filepath.Join(out, name)
+	if err := os.RemoveAll(final); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(partial, final); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// completeSteps lists the step numbers of complete step directories, in
+// ascending order.
+func completeSteps(out string) []int {
+	entries, _ := os.ReadDir(out)
+	var steps []int
+	for _, e := range entries {
+		n, ok := strings.CutPrefix(e.Name(), stepDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		step, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(out, e.Name(), doneMarker)); err == nil {
+			steps = append(steps, step)
+		}
+	}
+	sort.Ints(steps)
+	return steps
+}
+
+// prune removes all but the newest keep complete step directories.
+func prune(out string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	steps := completeSteps(out)
+	for i := 0; i < len(steps)-keep; i++ {
+		if err := os.RemoveAll(filepath.Join(out, stepDirName(steps[i]))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readState reads a step directory's trainer state.
+func readState(dir string) (trainerState, error) {
+	var st trainerState
+	b, err := os.ReadFile(filepath.Join(dir, stateDir, stateFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(dir, stateDir, stateFile), err)
+	}
+	return st, nil
+}
+
+// restoreMaster overwrites parameters with the float32 master copies kept
+// for tensors stored in a narrower dtype.
+func restoreMaster(f *safetensors.File, m *model.Model) error {
+	for _, p := range m.Params() {
+		if _, ok := f.Tensor("master." + p.Name); !ok {
+			continue
+		}
+		v, err := f.Float32s("master." + p.Name)
+		if err != nil {
+			return err
+		}
+		if len(v) != len(p.Values()) {
+			return fmt.Errorf("%s: master copy of %s has %d values, want %d", f.Path(), p.Name, len(v), len(p.Values()))
+		}
+		copy(p.Values(), v)
+	}
+	return nil
+}
+
+// truncateMetrics drops metric lines past step (from a run killed after
+// its last checkpoint), so a resumed run appends a clean sequence.
+func truncateMetrics(path string, step int) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var rec struct {
+			Step int `json:"step"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Step > step {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	out := strings.Join(keep, "\n")
+	if out != "" {
+		out += "\n"
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
