@@ -93,6 +93,7 @@ override the environment, which overrides the file.`,
 		newScoreCommand(),
 		newFinetuneCommand(),
 		newPretrainCommand(),
+		newTokenizeCommand(),
 	)
 	return root
 }
