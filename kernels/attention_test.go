@@ -1,0 +1,267 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+)
+
+var attentionCases = []struct {
+	rows, heads, kvHeads, hd int
+	segments                 []int
+}{
+	{1, 1, 1, 1, nil},
+	{7, 3, 3, 7, nil},
+	{7, 1, 1, 33, []int{0, 3}},
+	{33, 4, 2, 7, []int{0, 5, 6, 20}}, // GQA 4→2, a one-row segment
+	{33, 4, 1, 8, []int{0, 17}},       // MQA 4→1
+	{33, 4, 4, 4, nil},
+}
+
+var allModes = []Mode{Softmax, SSMax, Fixed, Bias}
+
+func TestAttention(t *testing.T) {
+	for i, c := range attentionCases {
+		for _, mode := range allModes {
+			name := fmt.Sprintf("T%d_h%d_kv%d_d%d_seg%d_%v", c.rows, c.heads, c.kvHeads, c.hd, len(c.segments), mode)
+			t.Run(name, func(t *testing.T) {
+				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Mode: mode, Segments: c.segments}
+				r := newRand(uint64(1200 + i))
+				qw, kw := c.heads*c.hd, c.kvHeads*c.hd
+				ins := []input{
+					{name: "q", data: randn(r, c.rows*qw, 1), rows: c.rows, cols: qw},
+					{name: "k", data: randn(r, c.rows*kw, 1), rows: c.rows, cols: kw},
+					{name: "v", data: randn(r, c.rows*kw, 1), rows: c.rows, cols: kw},
+				}
+				if mode.UsesS() {
+					ins = append(ins, input{name: "s", data: uniform(r, c.heads, 0.2, 1.2), rows: 1, cols: c.heads})
+				}
+				if mode.UsesB() {
+					ins = append(ins, input{name: "b", data: uniform(r, c.heads, -0.5, 0.5), rows: c.heads, cols: 1})
+				}
+				// Inputs: q, k, v, then s and b when the mode uses them.
+				si, bi := -1, -1
+				if mode.UsesS() {
+					si = 3
+				}
+				if mode.UsesB() {
+					bi = 4
+				}
+				checkOp(t, uint64(i), ins,
+					func(x []mat.Tensor) mat.Tensor {
+						var s, b mat.Tensor
+						if si >= 0 {
+							s = x[si]
+						}
+						if bi >= 0 {
+							b = x[bi]
+						}
+						return Attention(x[0], x[1], x[2], s, b, cfg)
+					},
+					func(x [][]float64) []float64 {
+						var s, b []float64
+						if si >= 0 {
+							s = x[si]
+						}
+						if bi >= 0 {
+							b = x[bi]
+						}
+						return attentionRef(x[0], x[1], x[2], s, b, c.rows, cfg)
+					})
+			})
+		}
+	}
+}
+
+// TestAttentionUnusedParams passes s and b to modes that do not use them:
+// they must be ignored (no gradient, and no stall of spago's backward).
+func TestAttentionUnusedParams(t *testing.T) {
+	r := newRand(1300)
+	const T, H, d = 9, 2, 4
+	for _, mode := range []Mode{Softmax, Fixed, SSMax} {
+		q := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+		k := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+		v := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+		s := nn.NewParam(newDense32([]float32{0.5, 0.7}, 1, H))
+		b := nn.NewParam(newDense32([]float32{0.1, 0.2}, 1, H))
+		y := Attention(q, k, v, s, b, AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: mode})
+		backwardWith(t, y, randn(r, T*H*d, 1))
+		if !q.HasGrad() || !k.HasGrad() || !v.HasGrad() {
+			t.Errorf("%v: q/k/v gradients missing", mode)
+		}
+		if s.HasGrad() != mode.UsesS() || b.HasGrad() {
+			t.Errorf("%v: s has grad %v, b has grad %v", mode, s.HasGrad(), b.HasGrad())
+		}
+	}
+}
+
+// TestAttentionSegments checks that packed segments equal separate runs.
+func TestAttentionSegments(t *testing.T) {
+	const T, H, KVH, d = 40, 4, 2, 8
+	segs := []int{0, 9, 10, 30}
+	r := newRand(1400)
+	q := randn(r, T*H*d, 1)
+	k := randn(r, T*KVH*d, 1)
+	v := randn(r, T*KVH*d, 1)
+	s := uniform(r, H, 0.3, 1)
+	b := uniform(r, H, -0.3, 0.3)
+	for _, mode := range allModes {
+		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: mode, Segments: segs}
+		full := Attention(newDense32(q, T, H*d), newDense32(k, T, KVH*d), newDense32(v, T, KVH*d),
+			newDense32(s, 1, H), newDense32(b, 1, H), cfg).Value().Data().F32()
+		for i, a := range segs {
+			e := T
+			if i+1 < len(segs) {
+				e = segs[i+1]
+			}
+			n := e - a
+			one := cfg
+			one.Segments = nil
+			part := Attention(newDense32(q[a*H*d:e*H*d], n, H*d), newDense32(k[a*KVH*d:e*KVH*d], n, KVH*d),
+				newDense32(v[a*KVH*d:e*KVH*d], n, KVH*d), newDense32(s, 1, H), newDense32(b, 1, H), one).Value().Data().F32()
+			for j, x := range part {
+				if full[a*H*d+j] != x {
+					t.Fatalf("%v: segment %d differs at %d: %v vs %v", mode, i, j, full[a*H*d+j], x)
+				}
+			}
+		}
+	}
+}
+
+// TestAttendCached checks that prefill + step-by-step decoding with a KV
+// cache reproduces Attention's forward rows.
+func TestAttendCached(t *testing.T) {
+	const T = 37
+	for _, c := range []struct{ h, kv, d int }{{1, 1, 1}, {4, 2, 8}, {3, 1, 7}, {6, 6, 16}} {
+		for _, mode := range allModes {
+			t.Run(fmt.Sprintf("h%d_kv%d_d%d_%v", c.h, c.kv, c.d, mode), func(t *testing.T) {
+				r := newRand(1500)
+				qw, kw := c.h*c.d, c.kv*c.d
+				q := randn(r, T*qw, 1)
+				k := randn(r, T*kw, 1)
+				v := randn(r, T*kw, 1)
+				s := uniform(r, c.h, 0.3, 1)
+				b := uniform(r, c.h, -0.3, 0.3)
+				cfg := AttentionConfig{Heads: c.h, KVHeads: c.kv, HeadDim: c.d, Mode: mode}
+				want := Attention(newDense32(q, T, qw), newDense32(k, T, kw), newDense32(v, T, kw),
+					newDense32(s, 1, c.h), newDense32(b, 1, c.h), cfg).Value().Data().F32()
+				var sv, bv []float32
+				if mode.UsesS() {
+					sv = s
+				}
+				if mode.UsesB() {
+					bv = b
+				}
+				got := make([]float32, T*qw)
+				// Prefill 20 rows, then a chunk of 5, then one row at a time.
+				steps := []int{20, 5}
+				for n := 25; n < T; n++ {
+					steps = append(steps, 1)
+				}
+				past := 0
+				for _, n := range steps {
+					// The cache only holds past+n rows.
+					AttendCached(got[past*qw:(past+n)*qw], q[past*qw:(past+n)*qw], k[:(past+n)*kw], v[:(past+n)*kw], past, n, sv, bv, cfg)
+					past += n
+				}
+				worst := 0.0
+				for i := range want {
+					worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+				}
+				if worst > 1e-6 {
+					t.Errorf("AttendCached differs from Attention by %g", worst)
+				}
+			})
+		}
+	}
+}
+
+func TestScale(t *testing.T) {
+	const s, b = 0.5, 0.25
+	for _, c := range []struct {
+		mode Mode
+		n    int
+		want float64
+	}{
+		{Softmax, 100, 1}, {SSMax, 1, 0}, {SSMax, 100, s * math.Log(100)},
+		{Fixed, 1, 0}, {Fixed, 1000, math.Log(1000)},
+		{Bias, 1, b}, {Bias, 16384, s*math.Log(16384) + b}, {SSMax, 0, 0},
+	} {
+		if got := Scale(c.mode, s, b, c.n); math.Abs(float64(got)-c.want) > 1e-6*math.Max(1, c.want) {
+			t.Errorf("Scale(%v, n=%d) = %v, want %v", c.mode, c.n, got, c.want)
+		}
+	}
+	for _, m := range allModes {
+		p, err := ParseMode(" " + m.String() + " ")
+		if err != nil || p != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), p, err)
+		}
+		text, _ := m.MarshalText()
+		var u Mode
+		if err := u.UnmarshalText(text); err != nil || u != m {
+			t.Errorf("text round trip of %v: %v, %v", m, u, err)
+		}
+	}
+	if _, err := ParseMode("SSMAX"); err != nil {
+		t.Errorf("ParseMode is case-insensitive: %v", err)
+	}
+	if _, err := ParseMode("flash"); err == nil {
+		t.Error("ParseMode(flash) succeeded")
+	}
+	if Mode(9).String() != "Mode(9)" || Mode(9).Valid() {
+		t.Error("unknown mode")
+	}
+}
+
+func TestAttentionConfigValidate(t *testing.T) {
+	ok := AttentionConfig{Heads: 4, KVHeads: 2, HeadDim: 8, Mode: SSMax, Segments: []int{0, 3}}
+	if err := ok.Validate(10); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	bad := map[string]AttentionConfig{
+		"heads":       {Heads: 0, KVHeads: 1, HeadDim: 8},
+		"kv divide":   {Heads: 4, KVHeads: 3, HeadDim: 8},
+		"headdim":     {Heads: 4, KVHeads: 4},
+		"mode":        {Heads: 1, KVHeads: 1, HeadDim: 1, Mode: 7},
+		"window":      {Heads: 1, KVHeads: 1, HeadDim: 1, Window: 128},
+		"first seg":   {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{1, 3}},
+		"unsorted":    {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{0, 5, 5}},
+		"seg too big": {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{0, 10}},
+	}
+	for name, c := range bad {
+		if err := c.Validate(10); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, c)
+		}
+	}
+}
+
+func BenchmarkAttention(b *testing.B) {
+	const T, H, d = 1024, 6, 64
+	r := newRand(1)
+	for _, mode := range []Mode{Softmax, SSMax} {
+		for _, pass := range []string{"forward", "forward+backward"} {
+			b.Run(fmt.Sprintf("T%d_h%d_d%d_%v_%s", T, H, d, mode, pass), func(b *testing.B) {
+				q := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+				k := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+				v := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
+				s := nn.NewParam(newDense32(uniform(r, H, 0.3, 1), 1, H))
+				grad := newDense32(randn(r, T*H*d, 1), T, H*d)
+				cfg := AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: mode}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					y := Attention(q, k, v, s, nil, cfg)
+					if pass != "forward" {
+						backwardWith(b, y, grad.Data().F32())
+						for _, p := range []*nn.Param{q, k, v, s} {
+							p.ZeroGrad()
+						}
+					}
+				}
+				b.ReportMetric(float64(T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package kernels
+
+import (
+	"math"
+
+	"github.com/nlpodyssey/spago/ag"
+	"github.com/nlpodyssey/spago/mat"
+)
+
+// LayerNorm normalises every row of x [T, D] to zero mean and unit variance
+// (biased variance, eps added inside the square root) and applies the gain
+// gamma and shift beta, both holding D values: y = (x−μ)/√(σ²+eps)·γ + β.
+func LayerNorm(x, gamma, beta mat.Tensor, eps float32) mat.Tensor {
+	return ag.NewOperator(&layerNormFn{x: x, gamma: gamma, beta: beta, eps: eps}).Run()
+}
+
+type layerNormFn struct {
+	x, gamma, beta mat.Tensor
+	eps            float32
+	rows, dim      int
+	mean, rstd     []float64 // per row, saved for backward
+}
+
+func (f *layerNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.gamma, f.beta} }
+
+func (f *layerNormFn) Forward() (mat.Tensor, error) {
+	x, rows, dim, err := dense("LayerNorm", "x", f.x)
+	if err != nil {
+		return nil, err
+	}
+	gamma, err := vector("LayerNorm", "gamma", f.gamma, dim)
+	if err != nil {
+		return nil, err
+	}
+	beta, err := vector("LayerNorm", "beta", f.beta, dim)
+	if err != nil {
+		return nil, err
+	}
+	f.rows, f.dim = rows, dim
+	f.mean = make([]float64, rows)
+	f.rstd = make([]float64, rows)
+	y := newMatrix(rows, dim)
+	layerNormForward(y.Data().F32(), x, gamma, beta, f.mean, f.rstd, rows, dim, f.eps)
+	return y, nil
+}
+
+func (f *layerNormFn) Backward(gy mat.Tensor) error {
+	g := gradData(gy)
+	if len(g) != f.rows*f.dim {
+		return shapeError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+	}
+	x, _, _, _ := dense("LayerNorm", "x", f.x)
+	gamma, _, _, _ := dense("LayerNorm", "gamma", f.gamma)
+	var dx, dgamma, dbeta []float32
+	if f.x.RequiresGrad() {
+		dx = make([]float32, len(x))
+	}
+	if f.gamma.RequiresGrad() {
+		dgamma = make([]float32, f.dim)
+	}
+	if f.beta.RequiresGrad() {
+		dbeta = make([]float32, f.dim)
+	}
+	layerNormBackward(dx, dgamma, dbeta, g, x, gamma, f.mean, f.rstd, f.rows, f.dim)
+	if dx != nil {
+		accGrad(f.x, dx)
+	}
+	if dgamma != nil {
+		accGrad(f.gamma, dgamma)
+	}
+	if dbeta != nil {
+		accGrad(f.beta, dbeta)
+	}
+	return nil
+}
+
+// rowsPerChunk is the minimum number of rows handed to one goroutine by the
+// row-wise kernels, scaled so that a chunk is at least ~32k elements.
+func rowsPerChunk(dim int) int {
+	return max(1, (1<<15)/max(dim, 1))
+}
+
+// layerNormForward computes y = (x−μ)·rstd·γ + β per row and records μ and
+// rstd = 1/√(σ²+eps) per row.
+func layerNormForward(y, x, gamma, beta []float32, mean, rstd []float64, rows, dim int, eps float32) {
+	parallelFor(rows, rowsPerChunk(dim), func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xr := x[t*dim : (t+1)*dim]
+			yr := y[t*dim : (t+1)*dim]
+			var s float64
+			for _, v := range xr {
+				s += float64(v)
+			}
+			mu := s / float64(dim)
+			var ss float64
+			for _, v := range xr {
+				d := float64(v) - mu
+				ss += d * d
+			}
+			r := 1 / math.Sqrt(ss/float64(dim)+float64(eps))
+			mean[t], rstd[t] = mu, r
+			for j, v := range xr {
+				yr[j] = float32((float64(v)-mu)*r)*gamma[j] + beta[j]
+			}
+		}
+	})
+}
+
+// layerNormBackward computes the gradients of LayerNorm. Any of dx, dgamma,
+// dbeta may be nil when not needed; dx is overwritten, dgamma/dbeta too.
+func layerNormBackward(dx, dgamma, dbeta, gy, x, gamma []float32, mean, rstd []float64, rows, dim int) {
+	chunks := numWorkers(rows, rowsPerChunk(dim))
+	pg := make([][]float64, chunks) // per-chunk partial dgamma
+	pb := make([][]float64, chunks) // per-chunk partial dbeta
+	parallelFor(rows, rowsPerChunk(dim), func(c, lo, hi int) {
+		var dg, db []float64
+		if dgamma != nil {
+			dg = make([]float64, dim)
+			pg[c] = dg
+		}
+		if dbeta != nil {
+			db = make([]float64, dim)
+			pb[c] = db
+		}
+		for t := lo; t < hi; t++ {
+			xr := x[t*dim : (t+1)*dim]
+			gr := gy[t*dim : (t+1)*dim]
+			mu, r := mean[t], rstd[t]
+			var sdh, sdhx float64 // Σ dxhat, Σ dxhat·xhat
+			for j, v := range xr {
+				xh := (float64(v) - mu) * r
+				g := float64(gr[j])
+				dh := g * float64(gamma[j])
+				sdh += dh
+				sdhx += dh * xh
+				if dg != nil {
+					dg[j] += g * xh
+				}
+				if db != nil {
+					db[j] += g
+				}
+			}
+			if dx == nil {
+				continue
+			}
+			mdh, mdhx := sdh/float64(dim), sdhx/float64(dim)
+			dr := dx[t*dim : (t+1)*dim]
+			for j, v := range xr {
+				xh := (float64(v) - mu) * r
+				dh := float64(gr[j]) * float64(gamma[j])
+				dr[j] = float32(r * (dh - mdh - xh*mdhx))
+			}
+		}
+	})
+	reducePartials(dgamma, pg)
+	reducePartials(dbeta, pb)
+}
+
+// reducePartials sets dst to the sum of the non-nil partial vectors.
+func reducePartials(dst []float32, parts [][]float64) {
+	if dst == nil {
+		return
+	}
+	for j := range dst {
+		var s float64
+		for _, p := range parts {
+			if p != nil {
+				s += p[j]
+			}
+		}
+		dst[j] = float32(s)
+	}
+}
+
+// RMSNorm normalises every row of x [T, D] by its root mean square and
+// applies the gain gamma (D values): y = x/√(mean(x²)+eps)·γ (Llama).
+func RMSNorm(x, gamma mat.Tensor, eps float32) mat.Tensor {
+	return ag.NewOperator(&rmsNormFn{op: "RMSNorm", x: x, gamma: gamma, eps: eps}).Run()
+}
+
+// HeadRMSNorm applies RMSNorm independently to every head slice of x
+// [T, heads*headDim], with a gain gamma of headDim values shared by all heads
+// (Qwen3 q_norm / k_norm).
+func HeadRMSNorm(x, gamma mat.Tensor, heads, headDim int, eps float32) mat.Tensor {
+	return ag.NewOperator(&rmsNormFn{op: "HeadRMSNorm", perHead: true, x: x, gamma: gamma, eps: eps, heads: heads, headDim: headDim}).Run()
+}
+
+type rmsNormFn struct {
+	op             string // name used in error messages
+	perHead        bool   // HeadRMSNorm: normalise each head slice
+	x, gamma       mat.Tensor
+	eps            float32
+	heads, headDim int // HeadRMSNorm only
+	rows, dim      int // normalised vectors: rows × dim
+	rstd           []float64
+}
+
+func (f *rmsNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.gamma} }
+
+func (f *rmsNormFn) Forward() (mat.Tensor, error) {
+	x, r, c, err := dense(f.op, "x", f.x)
+	if err != nil {
+		return nil, err
+	}
+	f.rows, f.dim = r, c
+	if f.perHead {
+		if f.heads <= 0 || f.headDim <= 0 || f.heads*f.headDim != c {
+			return nil, shapeError(f.op, "x is [%d,%d], want %d columns (heads=%d × headDim=%d)", r, c, f.heads*f.headDim, f.heads, f.headDim)
+		}
+		// Head slices are contiguous: view x as [T*heads, headDim].
+		f.rows, f.dim = r*f.heads, f.headDim
+	}
+	gamma, err := vector(f.op, "gamma", f.gamma, f.dim)
+	if err != nil {
+		return nil, err
+	}
+	f.rstd = make([]float64, f.rows)
+	y := newMatrix(r, c)
+	rmsNormForward(y.Data().F32(), x, gamma, f.rstd, f.rows, f.dim, f.eps)
+	return y, nil
+}
+
+func (f *rmsNormFn) Backward(gy mat.Tensor) error {
+	g := gradData(gy)
+	if len(g) != f.rows*f.dim {
+		return shapeError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+	}
+	x, _, _, _ := dense(f.op, "x", f.x)
+	gamma, _, _, _ := dense(f.op, "gamma", f.gamma)
+	var dx, dgamma []float32
+	if f.x.RequiresGrad() {
+		dx = make([]float32, len(x))
+	}
+	if f.gamma.RequiresGrad() {
+		dgamma = make([]float32, f.dim)
+	}
+	rmsNormBackward(dx, dgamma, g, x, gamma, f.rstd, f.rows, f.dim)
+	if dx != nil {
+		accGrad(f.x, dx)
+	}
+	if dgamma != nil {
+		accGrad(f.gamma, dgamma)
+	}
+	return nil
+}
+
+// rmsNormForward computes y = x·rstd·γ per row of length dim and records
+// rstd = 1/√(mean(x²)+eps) per row.
+func rmsNormForward(y, x, gamma []float32, rstd []float64, rows, dim int, eps float32) {
+	parallelFor(rows, rowsPerChunk(dim), func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xr := x[t*dim : (t+1)*dim]
+			yr := y[t*dim : (t+1)*dim]
+			r := 1 / math.Sqrt(dot64(xr, xr)/float64(dim)+float64(eps))
+			rstd[t] = r
+			for j, v := range xr {
+				yr[j] = float32(float64(v)*r) * gamma[j]
+			}
+		}
+	})
+}
+
+// rmsNormBackward computes the gradients of RMSNorm; dx and dgamma may be nil.
+func rmsNormBackward(dx, dgamma, gy, x, gamma []float32, rstd []float64, rows, dim int) {
+	chunks := numWorkers(rows, rowsPerChunk(dim))
+	pg := make([][]float64, chunks)
+	parallelFor(rows, rowsPerChunk(dim), func(c, lo, hi int) {
+		var dg []float64
+		if dgamma != nil {
+			dg = make([]float64, dim)
+			pg[c] = dg
+		}
+		for t := lo; t < hi; t++ {
+			xr := x[t*dim : (t+1)*dim]
+			gr := gy[t*dim : (t+1)*dim]
+			r := rstd[t]
+			var sdhx float64 // Σ dxhat·xhat
+			for j, v := range xr {
+				xh := float64(v) * r
+				g := float64(gr[j])
+				sdhx += g * float64(gamma[j]) * xh
+				if dg != nil {
+					dg[j] += g * xh
+				}
+			}
+			if dx == nil {
+				continue
+			}
+			m := sdhx / float64(dim)
+			dr := dx[t*dim : (t+1)*dim]
+			for j, v := range xr {
+				xh := float64(v) * r
+				dh := float64(gr[j]) * float64(gamma[j])
+				dr[j] = float32(r * (dh - xh*m))
+			}
+		}
+	})
+	reducePartials(dgamma, pg)
+}

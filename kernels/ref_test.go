@@ -1,0 +1,221 @@
+package kernels
+
+import "math"
+
+// Straightforward float64 reference implementations used by the tests.
+
+func matmulRef(a, b []float64, m, n, k int, transA, transB bool) []float64 {
+	c := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			s := 0.0
+			for p := 0; p < k; p++ {
+				av := a[i*k+p]
+				if transA {
+					av = a[p*m+i]
+				}
+				bv := b[p*n+j]
+				if transB {
+					bv = b[j*k+p]
+				}
+				s += av * bv
+			}
+			c[i*n+j] = s
+		}
+	}
+	return c
+}
+
+func linearRef(x, w, bias []float64, rows, in, out int, inOut bool) []float64 {
+	y := matmulRef(x, w, rows, out, in, false, !inOut)
+	if bias != nil {
+		for t := 0; t < rows; t++ {
+			for j := 0; j < out; j++ {
+				y[t*out+j] += bias[j]
+			}
+		}
+	}
+	return y
+}
+
+func addRef(a, b []float64) []float64 {
+	y := make([]float64, len(a))
+	for i := range a {
+		y[i] = a[i] + b[i]
+	}
+	return y
+}
+
+func layerNormRef(x, g, b []float64, rows, dim int, eps float64) []float64 {
+	y := make([]float64, len(x))
+	for t := 0; t < rows; t++ {
+		r := x[t*dim : (t+1)*dim]
+		mu := 0.0
+		for _, v := range r {
+			mu += v
+		}
+		mu /= float64(dim)
+		va := 0.0
+		for _, v := range r {
+			va += (v - mu) * (v - mu)
+		}
+		va /= float64(dim)
+		for j, v := range r {
+			y[t*dim+j] = (v-mu)/math.Sqrt(va+eps)*g[j] + b[j]
+		}
+	}
+	return y
+}
+
+func rmsNormRef(x, g []float64, rows, dim int, eps float64) []float64 {
+	y := make([]float64, len(x))
+	for t := 0; t < rows; t++ {
+		r := x[t*dim : (t+1)*dim]
+		ms := 0.0
+		for _, v := range r {
+			ms += v * v
+		}
+		ms /= float64(dim)
+		for j, v := range r {
+			y[t*dim+j] = v / math.Sqrt(ms+eps) * g[j]
+		}
+	}
+	return y
+}
+
+func geluRef(x []float64) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
+	}
+	return y
+}
+
+func siluGateRef(g, u []float64) []float64 {
+	y := make([]float64, len(g))
+	for i := range g {
+		y[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
+	}
+	return y
+}
+
+func ropeRef(x []float64, rows, heads, hd int, pos []int, theta float64) []float64 {
+	y := make([]float64, len(x))
+	half := hd / 2
+	for t := 0; t < rows; t++ {
+		p := t
+		if pos != nil {
+			p = pos[t]
+		}
+		for h := 0; h < heads; h++ {
+			o := t*heads*hd + h*hd
+			for i := 0; i < half; i++ {
+				ang := float64(p) * math.Pow(theta, -2*float64(i)/float64(hd))
+				c, s := math.Cos(ang), math.Sin(ang)
+				y[o+i] = x[o+i]*c - x[o+i+half]*s
+				y[o+i+half] = x[o+i+half]*c + x[o+i]*s
+			}
+		}
+	}
+	return y
+}
+
+func embeddingRef(table []float64, ids []int, d int) []float64 {
+	y := make([]float64, 0, len(ids)*d)
+	for _, id := range ids {
+		y = append(y, table[id*d:(id+1)*d]...)
+	}
+	return y
+}
+
+func crossEntropyRef(logits []float64, targets []int, classes int) []float64 {
+	sum, n := 0.0, 0
+	for t, tg := range targets {
+		if tg < 0 {
+			continue
+		}
+		r := logits[t*classes : (t+1)*classes]
+		m := math.Inf(-1)
+		for _, v := range r {
+			m = math.Max(m, v)
+		}
+		s := 0.0
+		for _, v := range r {
+			s += math.Exp(v - m)
+		}
+		sum += m + math.Log(s) - r[tg]
+		n++
+	}
+	if n == 0 {
+		return []float64{0}
+	}
+	return []float64{sum / float64(n)}
+}
+
+// attentionRef builds, for every head, the full masked [T,T] score matrix.
+func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []float64 {
+	H, KVH, d := cfg.Heads, cfg.KVHeads, cfg.HeadDim
+	group := H / KVH
+	seg := make([]int, rows) // segment index per row
+	for t := range seg {
+		for i, a := range cfg.Segments {
+			if a <= t {
+				seg[t] = i
+			}
+		}
+	}
+	start := func(t int) int {
+		if len(cfg.Segments) == 0 {
+			return 0
+		}
+		return cfg.Segments[seg[t]]
+	}
+	out := make([]float64, rows*H*d)
+	for h := 0; h < H; h++ {
+		kvh := h / group
+		scores := make([]float64, rows*rows)
+		for t := 0; t < rows; t++ {
+			for j := 0; j < rows; j++ {
+				if j > t || seg[j] != seg[t] {
+					scores[t*rows+j] = math.Inf(-1)
+					continue
+				}
+				z := 0.0
+				for i := 0; i < d; i++ {
+					z += q[t*H*d+h*d+i] * k[j*KVH*d+kvh*d+i]
+				}
+				z /= math.Sqrt(float64(d))
+				n := float64(t - start(t) + 1)
+				c := 1.0
+				switch cfg.Mode {
+				case SSMax:
+					c = s[h] * math.Log(n)
+				case Fixed:
+					c = math.Log(n)
+				case Bias:
+					c = s[h]*math.Log(n) + b[h]
+				}
+				scores[t*rows+j] = c * z
+			}
+		}
+		for t := 0; t < rows; t++ {
+			row := scores[t*rows : (t+1)*rows]
+			m := math.Inf(-1)
+			for _, l := range row {
+				m = math.Max(m, l)
+			}
+			sum := 0.0
+			for j, l := range row {
+				row[j] = math.Exp(l - m)
+				sum += row[j]
+			}
+			for j := range row {
+				p := row[j] / sum
+				for i := 0; i < d; i++ {
+					out[t*H*d+h*d+i] += p * v[j*KVH*d+kvh*d+i]
+				}
+			}
+		}
+	}
+	return out
+}
