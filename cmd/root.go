@@ -94,6 +94,7 @@ override the environment, which overrides the file.`,
 		newFinetuneCommand(),
 		newPretrainCommand(),
 		newTokenizeCommand(),
+		newDemoCommand(),
 	)
 	return root
 }

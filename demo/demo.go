@@ -1,0 +1,158 @@
+// Package demo runs ssmax's main job end to end on a bundled default: a
+// tiny softmax GPT-2 (with rotary positions, reading bytes) pretrained by
+// ssmax on the Go source tree is converted to SSMax, fine-tuned for about a
+// minute on the Go source tree of the installed Go, and evaluated before
+// and after, including loss against context length beyond its training
+// length.
+package demo
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/convert"
+	"github.com/ssmax/ssmax/finetune"
+)
+
+//go:embed base/config.json base/model.safetensors
+var bundled embed.FS
+
+// bundledSeed is the seed the bundled checkpoint was pretrained with: the
+// demo splits the corpus with it, so its validation documents are ones the
+// bundled model never trained on.
+const bundledSeed = 7
+
+// marker marks a directory as a demo output, which a later run may replace.
+const marker = ".ssmax-demo"
+
+// Options configure a demo run.
+type Options struct {
+	// Out is the output directory (replaced if an earlier demo wrote it).
+	Out string
+	// Data and Glob are the corpus: by default the installed Go's source tree.
+	Data, Glob string
+	// Steps of fine-tuning.
+	Steps int
+	// Lengths are the context lengths of the length evaluation.
+	Lengths []int
+	// Samples per length.
+	Samples int
+	// Hooks watch the fine-tuning.
+	Hooks finetune.Hooks
+	// Log reports each stage.
+	Log func(string)
+}
+
+// Report is what the demo prints.
+type Report struct {
+	Base, Converted, Finetuned string
+	ValBefore, ValAfter        *float64
+	Steps                      int
+	Length                     *LengthTable
+}
+
+// LengthTable is mean loss per context length of the base and fine-tuned
+// models (NaN where a model cannot run).
+type LengthTable struct {
+	Lengths   []int
+	Base      []float64
+	Finetuned []float64
+	TrainLen  int
+}
+
+// Defaults returns the demo's default options.
+func Defaults() Options {
+	return Options{
+		Out: "ssmax-demo", Data: filepath.Join(runtime.GOROOT(), "src"), Glob: "*.go",
+		Steps: 60, Lengths: []int{128, 256, 512, 1024}, Samples: 4,
+	}
+}
+
+func (o *Options) log(format string, a ...any) {
+	if o.Log != nil {
+		o.Log(fmt.Sprintf(format, a...))
+	}
+}
+
+// Run performs the demo.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := prepareOut(o.Out); err != nil {
+		return nil, err
+	}
+	r := &Report{
+		Base:      filepath.Join(o.Out, "base"),
+		Converted: filepath.Join(o.Out, "ssmax"),
+		Finetuned: filepath.Join(o.Out, "finetune", "final"),
+	}
+	if err := extract(r.Base); err != nil {
+		return nil, err
+	}
+	o.log("bundled softmax checkpoint written to %s", r.Base)
+	if _, err := convert.Run(ctx, convert.Options{
+		Src: r.Base, Dst: r.Converted, Variant: arch.VariantSSMax, Init: convert.InitMatch,
+		Command: "ssmax demo (convert --variant ssmax --init match)",
+	}); err != nil {
+		return nil, err
+	}
+	o.log("converted to SSMax (s = 1/ln 256 in every head): %s", r.Converted)
+	cfg := finetune.Defaults()
+	cfg.Model, cfg.Data, cfg.Glob, cfg.Out = r.Converted, o.Data, o.Glob, filepath.Join(o.Out, "finetune")
+	cfg.Steps, cfg.BatchSize, cfg.SeqLen = o.Steps, 8, 256
+	cfg.LR, cfg.MinLR, cfg.Warmup = 1e-3, 1e-4, 5
+	cfg.SSMaxLR = 1e-2
+	cfg.Seed = bundledSeed
+	cfg.EvalEvery, cfg.EvalBatches, cfg.Keep = o.Steps, 8, 1
+	res, err := finetune.Run(ctx, cfg, o.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	r.ValBefore, r.ValAfter, r.Steps = res.FirstValLoss, res.ValLoss, res.Steps
+	o.log("fine-tuned %d steps: %s", res.Steps, r.Finetuned)
+	if len(o.Lengths) > 0 {
+		if r.Length, err = lengthTable(ctx, r.Base, r.Finetuned, o); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// prepareOut removes an earlier demo's output; any other existing path is
+// left alone and reported.
+func prepareOut(out string) error {
+	if _, err := os.Lstat(out); err == nil {
+		if _, err := os.Stat(filepath.Join(out, marker)); err != nil {
+			return fmt.Errorf("%s exists and was not written by ssmax demo: choose another --out", out)
+		}
+		if err := os.RemoveAll(out); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, marker), []byte("written by ssmax demo; a later demo run replaces this directory\n"), 0o644)
+}
+
+// extract writes the bundled checkpoint to dir.
+func extract(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return fs.WalkDir(bundled, "base", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := bundled.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
+	})
+}
+
