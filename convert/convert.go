@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/checkpoint"
@@ -335,12 +336,24 @@ func reshard(plan []shard, max int64) []shard {
 	return out
 }
 
+// shardWorkers is how many shards writeAll writes at once: while one shard
+// waits for its final fsync, the next one is already being copied or
+// converted, so the disk and the CPU work at the same time.
+const shardWorkers = 2
+
 // writeAll writes shards, index, config, auxiliary files and the model card
 // into dir.
 func writeAll(ctx context.Context, dir string, src *checkpoint.Checkpoint, plan []shard, configBytes []byte, res *Result, o *Options) error {
-	var done int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex // guards done, firstErr and calls to o.Progress
+		done     int64
+		firstErr error
+	)
 	weightMap := map[string]string{}
-	for _, sh := range plan {
+	files := make([][]safetensors.WriteTensor, len(plan))
+	for si, sh := range plan {
 		tensors := make([]safetensors.WriteTensor, len(sh.tensors))
 		for i, t := range sh.tensors {
 			t := t
@@ -352,6 +365,8 @@ func writeAll(ctx context.Context, dir string, src *checkpoint.Checkpoint, plan 
 				if err := write(w); err != nil {
 					return err
 				}
+				mu.Lock()
+				defer mu.Unlock()
 				done += t.Size
 				if o.Progress != nil {
 					o.Progress(done, res.Bytes)
@@ -361,9 +376,31 @@ func writeAll(ctx context.Context, dir string, src *checkpoint.Checkpoint, plan 
 			tensors[i] = t
 			weightMap[t.Name] = sh.name
 		}
-		if err := safetensors.WriteFile(filepath.Join(dir, sh.name), sh.meta, tensors); err != nil {
-			return fmt.Errorf("write %s: %w", sh.name, err)
-		}
+		files[si] = tensors
+	}
+	// Shards are independent files; the first error cancels ctx, which
+	// stops the others at their next tensor, and is the one reported.
+	sem := make(chan struct{}, shardWorkers)
+	var wg sync.WaitGroup
+	for si, sh := range plan {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := safetensors.WriteFile(filepath.Join(dir, sh.name), sh.meta, files[si]); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("write %s: %w", sh.name, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
 	if len(plan) > 1 {
 		if err := safetensors.WriteIndex(dir, res.Bytes, weightMap); err != nil {

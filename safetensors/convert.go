@@ -21,17 +21,11 @@ func DecodeFloat32(dt DType, src []byte, dst []float32) error {
 	}
 	switch dt {
 	case F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
+		decodeF32(src, dst)
 	case F16:
-		for i := range dst {
-			dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		decodeF16(src, dst)
 	case BF16:
-		for i := range dst {
-			dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		decodeBF16(src, dst)
 	case F64:
 		for i := range dst {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
@@ -56,23 +50,212 @@ func EncodeFloat32(dt DType, src []float32, dst []byte) error {
 	}
 	switch dt {
 	case F32:
-		for i, v := range src {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
+		encodeF32(src, dst)
 	case F16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], Float32ToF16(v))
-		}
+		encodeF16(src, dst)
 	case BF16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(v))
-		}
+		encodeBF16(src, dst)
 	case F64:
 		for i, v := range src {
 			binary.LittleEndian.PutUint64(dst[8*i:], math.Float64bits(float64(v)))
 		}
 	}
 	return nil
+}
+
+// The loops below are the bulk paths of DecodeFloat32 and EncodeFloat32.
+// They handle the common case (normal numbers) inline, with no function call
+// per element, and defer every other value to the scalar conversion
+// functions, so their results are bit-identical to those functions. len(src)
+// and len(dst) are as DecodeFloat32 and EncodeFloat32 check.
+
+func decodeF32(src []byte, dst []float32) {
+	src = src[:4*len(dst)]
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+func decodeBF16(src []byte, dst []float32) {
+	n := len(dst) &^ 3
+	for i := 0; i < n; i += 4 {
+		x := binary.LittleEndian.Uint64(src[2*i : 2*i+8])
+		d := dst[i : i+4 : i+4]
+		d[0] = math.Float32frombits(uint32(x) << 16)
+		d[1] = math.Float32frombits(uint32(x>>16) << 16)
+		d[2] = math.Float32frombits(uint32(x>>32) << 16)
+		d[3] = math.Float32frombits(uint32(x>>48) << 16)
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+// f16Normal reports whether the F16 bits h (in the low 16 bits) hold a
+// normal number, and f16ToF32Normal converts such a number exactly.
+func f16Normal(h uint32) bool { return h&0x7fff-0x400 < 0x7800 } // exponent 1..30
+
+func f16ToF32Normal(h uint32) float32 {
+	return math.Float32frombits((h&0x8000)<<16 | ((h&0x7fff)<<13 + (127-15)<<23))
+}
+
+func decodeF16(src []byte, dst []float32) {
+	n := len(dst) &^ 3
+	for i := 0; i < n; i += 4 {
+		x := binary.LittleEndian.Uint64(src[2*i : 2*i+8])
+		h0, h1, h2, h3 := uint32(x)&0xffff, uint32(x>>16)&0xffff, uint32(x>>32)&0xffff, uint32(x>>48)
+		d := dst[i : i+4 : i+4]
+		if f16Normal(h0) && f16Normal(h1) && f16Normal(h2) && f16Normal(h3) {
+			d[0] = f16ToF32Normal(h0)
+			d[1] = f16ToF32Normal(h1)
+			d[2] = f16ToF32Normal(h2)
+			d[3] = f16ToF32Normal(h3)
+		} else {
+			d[0] = F16ToFloat32(uint16(h0))
+			d[1] = F16ToFloat32(uint16(h1))
+			d[2] = F16ToFloat32(uint16(h2))
+			d[3] = F16ToFloat32(uint16(h3))
+		}
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+func encodeF32(src []float32, dst []byte) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint32(dst[4*i:4*i+4], math.Float32bits(v))
+	}
+}
+
+func encodeBF16(src []float32, dst []byte) {
+	n := len(src) &^ 3
+	for i := 0; i < n; i += 4 {
+		s := src[i : i+4 : i+4]
+		x := uint64(Float32ToBF16(s[0])) | uint64(Float32ToBF16(s[1]))<<16 |
+			uint64(Float32ToBF16(s[2]))<<32 | uint64(Float32ToBF16(s[3]))<<48
+		binary.LittleEndian.PutUint64(dst[2*i:2*i+8], x)
+	}
+	for i := n; i < len(src); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(src[i]))
+	}
+}
+
+// f32F16Normal reports whether the F32 bits b have an exponent of 113..142
+// (2^-14 <= |v| < 2^16): they round to a normal F16 or, past 65504, to Inf.
+// f32ToF16Normal rounds such a value: rebias, then round to nearest even by
+// adding 0xfff plus the lowest kept bit, which carries into the exponent when
+// the mantissa overflows, up to 0x7c00 (Inf). The result equals
+// Float32ToF16's.
+func f32F16Normal(b uint32) bool { return b&0x7fffffff-113<<23 < (143-113)<<23 }
+
+func f32ToF16Normal(b uint32) uint64 {
+	a := b&0x7fffffff - (127-15)<<23
+	return uint64(b>>16&0x8000 | (a+0xfff+a>>13&1)>>13)
+}
+
+func encodeF16(src []float32, dst []byte) {
+	n := len(src) &^ 3
+	for i := 0; i < n; i += 4 {
+		s := src[i : i+4 : i+4]
+		b0, b1, b2, b3 := math.Float32bits(s[0]), math.Float32bits(s[1]), math.Float32bits(s[2]), math.Float32bits(s[3])
+		var x uint64
+		if f32F16Normal(b0) && f32F16Normal(b1) && f32F16Normal(b2) && f32F16Normal(b3) {
+			x = f32ToF16Normal(b0) | f32ToF16Normal(b1)<<16 | f32ToF16Normal(b2)<<32 | f32ToF16Normal(b3)<<48
+		} else {
+			x = uint64(Float32ToF16(s[0])) | uint64(Float32ToF16(s[1]))<<16 |
+				uint64(Float32ToF16(s[2]))<<32 | uint64(Float32ToF16(s[3]))<<48
+		}
+		binary.LittleEndian.PutUint64(dst[2*i:2*i+8], x)
+	}
+	for i := n; i < len(src); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], Float32ToF16(src[i]))
+	}
+}
+
+// convertHalf converts src between F16 and BF16 (either direction) into
+// dst, bit-identical to decoding to float32 and encoding, four values at a
+// time when they are all in the range where a few integer operations do
+// it. It reports false, doing nothing, for other pairs of dtypes.
+func convertHalf(from, to DType, src, dst []byte) bool {
+	n := len(src) &^ 7
+	switch {
+	case from == BF16 && to == F16:
+		for i := 0; i < n; i += 8 {
+			x := binary.LittleEndian.Uint64(src[i : i+8])
+			y, ok := bf16ToF16x4(x)
+			if !ok {
+				y = each16(x, bf16ToF16)
+			}
+			binary.LittleEndian.PutUint64(dst[i:i+8], y)
+		}
+		for i := n; i+1 < len(src); i += 2 {
+			binary.LittleEndian.PutUint16(dst[i:], bf16ToF16(binary.LittleEndian.Uint16(src[i:])))
+		}
+	case from == F16 && to == BF16:
+		for i := 0; i < n; i += 8 {
+			x := binary.LittleEndian.Uint64(src[i : i+8])
+			y, ok := f16ToBF16x4(x)
+			if !ok {
+				y = each16(x, f16ToBF16)
+			}
+			binary.LittleEndian.PutUint64(dst[i:i+8], y)
+		}
+		for i := n; i+1 < len(src); i += 2 {
+			binary.LittleEndian.PutUint16(dst[i:], f16ToBF16(binary.LittleEndian.Uint16(src[i:])))
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func bf16ToF16(h uint16) uint16 { return Float32ToF16(BF16ToFloat32(h)) }
+func f16ToBF16(h uint16) uint16 { return Float32ToBF16(F16ToFloat32(h)) }
+
+// each16 applies f to the four 16-bit lanes of x.
+func each16(x uint64, f func(uint16) uint16) uint64 {
+	return uint64(f(uint16(x))) | uint64(f(uint16(x>>16)))<<16 |
+		uint64(f(uint16(x>>32)))<<32 | uint64(f(uint16(x>>48)))<<48
+}
+
+// lanes16 repeats a 16-bit value in the four lanes of a uint64; signs16
+// has the sign bit of each lane.
+const (
+	lanes16 = 0x0001000100010001
+	signs16 = 0x8000 * lanes16
+)
+
+// inRange16 reports whether every 15-bit magnitude lane of a (signs clear)
+// is in [lo, hi). Setting the sign bit before subtracting keeps each lane's
+// borrow inside it; the sign bit then tells whether the lane was >= the
+// bound.
+func inRange16(a uint64, lo, hi uint64) bool {
+	return (a|signs16-lo*lanes16)&^(a|signs16-hi*lanes16)&signs16 == signs16
+}
+
+// bf16ToF16x4 converts four BF16 values exactly when their exponents are
+// 113..142 (the F16 normal range; BF16's 7 mantissa bits fit in F16's 10):
+// rebias the exponent by 127-15 and shift left 3.
+func bf16ToF16x4(x uint64) (uint64, bool) {
+	a := x &^ signs16
+	if !inRange16(a, 113<<7, 143<<7) {
+		return 0, false
+	}
+	return (a-(127-15)<<7*lanes16)<<3 | x&signs16, true
+}
+
+// f16ToBF16x4 converts four normal F16 values (exponent 1..30) to BF16:
+// drop 3 mantissa bits rounding to nearest even (adding 3 plus the lowest
+// kept bit carries into the exponent as it should), then rebias the
+// exponent by 127-15. No lane overflows: magnitudes stay below 0x7c04.
+func f16ToBF16x4(x uint64) (uint64, bool) {
+	a := x &^ signs16
+	if !inRange16(a, 1<<10, 31<<10) {
+		return 0, false
+	}
+	r := (a + 3*lanes16 + a>>3&lanes16) >> 3 & (0x1fff * lanes16)
+	return r + (127-15)<<7*lanes16 | x&signs16, true
 }
 
 // floatSize is the element size in bytes of the dtypes the float

@@ -155,18 +155,24 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 	} else {
 		f32 = make([]float32, chunk)
 	}
+	w, err := unbuffered(w)
+	if err != nil {
+		return err
+	}
 	for done := int64(0); done < n; {
 		k := int(min(n-done, int64(step)))
 		src, dst := in[:k*inSize], out[:k*outSize]
 		if _, err := f.readData(src, t.Offset+done*int64(inSize)); err != nil {
 			return err
 		}
-		if t.DType == F64 {
+		switch {
+		case t.DType == F64:
 			for i := range k {
 				f64[i] = math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:]))
 			}
 			encodeFloat64(dt, f64[:k], dst)
-		} else {
+		case convertHalf(t.DType, dt, src, dst):
+		default:
 			if err := DecodeFloat32(t.DType, src, f32[:k]); err != nil {
 				return err
 			}
@@ -364,6 +370,34 @@ func (s *tensorSink) reserve(n int64) error {
 		return fmt.Errorf("%w (Write produced more than Size=%d bytes)", ErrWriteSize, s.size)
 	}
 	return nil
+}
+
+// unbuffered returns a writer for whole chunks: when w is the writer
+// WriteFile hands to a WriteTensor, it flushes the buffer and returns a
+// writer to the file itself that keeps w's byte accounting, so a chunk
+// already in memory is not copied through the buffer; any other w is
+// returned as is.
+func unbuffered(w io.Writer) (io.Writer, error) {
+	s, ok := w.(*tensorSink)
+	if !ok {
+		return w, nil
+	}
+	if err := s.bw.Flush(); err != nil {
+		return nil, err
+	}
+	return fileSink{s}, nil
+}
+
+// fileSink writes straight to a tensorSink's file (whose buffer is empty).
+type fileSink struct{ s *tensorSink }
+
+func (d fileSink) Write(p []byte) (int, error) {
+	if err := d.s.reserve(int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := d.s.f.Write(p)
+	d.s.remaining -= int64(n)
+	return n, err
 }
 
 // WriteFile writes a safetensors file at path: the header from EncodeHeader,
