@@ -71,8 +71,8 @@ else
   save_every=$(sed -n 's/^save-every: *//p' $exp/a-softmax.yaml)
   e_scale=()
   train_len=256
-  lengths=256,512,1024,2048,4096,8192; samples=8
-  niah_lengths=256,512,1024,2048; depths=0,0.25,0.5,0.75,1; trials=5
+  lengths=256,512,1024,2048,4096; samples=8
+  niah_lengths=256,512,1024,2048; depths=0,0.25,0.5,0.75,1; trials=4
   attn_length=1024
 fi
 e_from=$(sed -n 's/^pretrain-steps: *//p' $exp/e-convert-finetune.yaml)
