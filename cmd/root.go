@@ -95,6 +95,7 @@ override the environment, which overrides the file.`,
 		newPretrainCommand(),
 		newTokenizeCommand(),
 		newDemoCommand(),
+		newEvalCommand(),
 	)
 	return root
 }

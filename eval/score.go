@@ -51,19 +51,43 @@ func ScoreTokens(m *model.Model, ids []int) (*Score, error) {
 // logits at i; the last position of each segment, which has no next token
 // in its document, gets NaN.
 func TokenNLL(m *model.Model, in model.Input) ([]float64, error) {
+	T := len(in.IDs)
+	targets := make([]int, T)
+	for t := range targets {
+		if t+1 < T {
+			targets[t] = in.IDs[t+1]
+		}
+	}
+	if T > 0 {
+		targets[T-1] = -1
+	}
+	for _, s := range in.Segments {
+		if s > 0 && s <= T {
+			targets[s-1] = -1
+		}
+	}
+	return targetNLL(m, in, targets)
+}
+
+// targetNLL returns -log p(targets[i]) from the logits at every position i
+// of in, NaN where targets[i] < 0. The logits are computed logitChunk rows
+// at a time.
+func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error) {
+	T := len(in.IDs)
+	if len(targets) != T {
+		return nil, fmt.Errorf("%d targets for %d tokens", len(targets), T)
+	}
+	for i, t := range targets {
+		if t >= m.Spec.Vocab {
+			return nil, fmt.Errorf("target %d at position %d is outside the vocabulary of %d", t, i, m.Spec.Vocab)
+		}
+	}
 	h, err := m.Hidden(in)
 	if err != nil {
 		return nil, err
 	}
 	hv := h.Value().(*mat.Dense[float32]).Data().F32()
 	d, v := m.Spec.Hidden, m.Spec.Vocab
-	T := len(in.IDs)
-	last := map[int]bool{T - 1: true}
-	for _, s := range in.Segments {
-		if s > 0 {
-			last[s-1] = true
-		}
-	}
 	head := m.HeadParam()
 	out := make([]float64, T)
 	for lo := 0; lo < T; lo += logitChunk {
@@ -72,11 +96,11 @@ func TokenNLL(m *model.Model, in model.Input) ([]float64, error) {
 		logits := kernels.Linear(rows, head, nil, false).Value().(*mat.Dense[float32]).Data().F32()
 		for r := 0; r < hi-lo; r++ {
 			t := lo + r
-			if last[t] {
+			if targets[t] < 0 {
 				out[t] = math.NaN()
 				continue
 			}
-			out[t] = nllOf(logits[r*v:(r+1)*v], in.IDs[t+1])
+			out[t] = nllOf(logits[r*v:(r+1)*v], targets[t])
 		}
 	}
 	return out, nil

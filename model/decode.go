@@ -16,6 +16,8 @@ type Decoder struct {
 	m    *Model
 	k, v [][]float32 // per layer: rows of [KVHeads*HeadDim]
 	n    int
+	// probe, when set, records the last position's attention (attention_probe.go).
+	probe *attentionProbe
 }
 
 // NewDecoder returns an empty decoder.
@@ -66,6 +68,9 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 		kernels.AttendCached(out, values(q), d.k[l], d.v[l], d.n, len(ids), sv, bv, kernels.AttentionConfig{
 			Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode,
 		})
+		if d.probe != nil {
+			d.probe.record(m, l, values(q), d.k[l], d.n, len(ids), a)
+		}
 		att := mat.NewDense[float32](mat.WithShape(len(ids), s.Heads*s.HeadDim), mat.WithBacking(out))
 		x = kernels.Add(x, m.linear(att, arch.RoleOut, arch.RoleOutBias, l))
 		x = m.mlp(l, x)

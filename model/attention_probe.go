@@ -1,0 +1,95 @@
+package model
+
+import (
+	"math"
+
+	"github.com/ssmax/ssmax/kernels"
+)
+
+// attentionProbe records, during Decoder.Feed, the attention probabilities
+// of the last position fed, for every layer and query head. It only reads
+// the decoder's queries and cached keys: the decoder's outputs are the same
+// with or without it.
+type attentionProbe struct {
+	rows [][][]float64 // [layer][head][key]
+}
+
+// ProbeAttention turns recording of the last position's attention on or off
+// for the following Feed calls (see LastAttention). Probing costs one extra
+// pass over the cached keys of the last position per layer and head.
+func (d *Decoder) ProbeAttention(on bool) {
+	if !on {
+		d.probe = nil
+		return
+	}
+	if d.probe == nil {
+		d.probe = &attentionProbe{rows: make([][][]float64, d.m.Spec.Layers)}
+	}
+}
+
+// LastAttention returns the attention probabilities of the last position fed
+// by the latest Feed call made while probing was on, indexed [layer][query
+// head][key position]: the softmax, with the layer's SSMax scale for n =
+// position+1 keys (kernels.Scale), of q·k/√head_dim over every cached key,
+// computed in float64. Each row sums to 1. It returns nil when probing is off
+// or nothing was fed since it was turned on. The slices belong to the
+// decoder and are replaced by the next Feed.
+func (d *Decoder) LastAttention() [][][]float64 {
+	if d.probe == nil || d.probe.rows[0] == nil {
+		return nil
+	}
+	return d.probe.rows
+}
+
+// record computes layer l's attention of the last of newRows query rows in q
+// (rows of [Heads*HeadDim]) over the past+newRows keys of kCache (rows of
+// [KVHeads*HeadDim]), with the layer's mode and per-head s and b.
+func (p *attentionProbe) record(m *Model, l int, q, kCache []float32, past, newRows int, a Attention) {
+	s := m.Spec
+	H, KVH, hd := s.Heads, s.KVHeads, s.HeadDim
+	group := H / KVH
+	qw, kw := H*hd, KVH*hd
+	t := past + newRows - 1 // the last query's position: it sees t+1 keys
+	invSqrt := 1 / math.Sqrt(float64(hd))
+	var sv, bv []float32
+	if a.S != nil {
+		sv = a.S.Values()
+	}
+	if a.B != nil {
+		bv = a.B.Values()
+	}
+	rows := make([][]float64, H)
+	for h := 0; h < H; h++ {
+		var sh, bh float32
+		if a.Mode.UsesS() {
+			sh = sv[h]
+		}
+		if a.Mode.UsesB() {
+			bh = bv[h]
+		}
+		c := float64(kernels.Scale(a.Mode, sh, bh, t+1))
+		qr := q[(newRows-1)*qw+h*hd : (newRows-1)*qw+(h+1)*hd]
+		kvo := (h / group) * hd
+		row := make([]float64, t+1)
+		maxv := math.Inf(-1)
+		for j := range row {
+			kr := kCache[j*kw+kvo : j*kw+kvo+hd]
+			var dot float64
+			for i, x := range qr {
+				dot += float64(x) * float64(kr[i])
+			}
+			row[j] = c * dot * invSqrt
+			maxv = math.Max(maxv, row[j])
+		}
+		var sum float64
+		for j, z := range row {
+			row[j] = math.Exp(z - maxv)
+			sum += row[j]
+		}
+		for j := range row {
+			row[j] /= sum
+		}
+		rows[h] = row
+	}
+	p.rows[l] = rows
+}
