@@ -157,14 +157,17 @@ func TestLengthMatchesScore(t *testing.T) {
 					if bl.Bucket != buckets[b] || bl.Count != 2*(buckets[b].Hi-buckets[b].Lo+1) {
 						t.Errorf("length %d: bucket %v count %d", p.Length, bl.Bucket, bl.Count)
 					}
-					if math.Abs(bl.MeanLoss-want) > 1e-9 {
+					// The length evaluation runs L tokens, ScoreTokens L+1: the
+					// matrix products block them differently, so float32
+					// rounding differs in the last bits (~1e-8 relative).
+					if math.Abs(bl.MeanLoss-want) > scoreTol*want {
 						t.Errorf("length %d bucket %v: %v, ScoreTokens gives %v", p.Length, bl.Bucket, bl.MeanLoss, want)
 					}
 					recombined += bl.MeanLoss * float64(bl.Count)
 					count += bl.Count
 				}
 				recombined /= float64(count)
-				if math.Abs(recombined-all) > 1e-5 || math.Abs(p.MeanLoss-all) > 1e-9 {
+				if math.Abs(recombined-all) > 1e-5 || math.Abs(p.MeanLoss-all) > scoreTol*all {
 					t.Errorf("length %d: mean %v, buckets recombine to %v, ScoreTokens gives %v", p.Length, p.MeanLoss, recombined, all)
 				}
 				if math.Abs(p.Perplexity-math.Exp(p.MeanLoss)) > 1e-9 {
@@ -214,3 +217,7 @@ func TestLengthSamples(t *testing.T) {
 		t.Error("unknown source accepted")
 	}
 }
+
+// scoreTol is the relative agreement required between the length
+// evaluation and ScoreTokens on the same tokens.
+const scoreTol = 1e-6
