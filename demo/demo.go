@@ -155,4 +155,3 @@ func extract(dir string) error {
 		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
 	})
 }
-
