@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,13 @@ multiplies RoPE theta, to evaluate beyond the training length.`,
 			m, err := model.Open(modelDir, modelConfig, model.Options{RoPEThetaScale: thetaScale})
 			if err != nil {
 				return err
+			}
+			// Inference: no autograd graph, so a forward pass holds a few
+			// activations; they are dropped layer after layer, so collect
+			// early (unless GOGC says otherwise) to keep the peak near them.
+			m.SetRequiresGrad(false)
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(20)
 			}
 			s, err := eval.ScoreTokens(m, ids)
 			if err != nil {

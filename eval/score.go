@@ -23,10 +23,6 @@ type Score struct {
 	NLL []float64 `json:"nll"`
 }
 
-// logitChunk is how many positions are projected onto the vocabulary at
-// once, so a long sequence never holds a [tokens, vocab] matrix.
-const logitChunk = 256
-
 // ScoreTokens computes the next-token NLL of every position of ids, one
 // document, with the model's attention.
 func ScoreTokens(m *model.Model, ids []int) (*Score, error) {
@@ -70,8 +66,7 @@ func TokenNLL(m *model.Model, in model.Input) ([]float64, error) {
 }
 
 // targetNLL returns -log p(targets[i]) from the logits at every position i
-// of in, NaN where targets[i] < 0. The logits are computed logitChunk rows
-// at a time.
+// of in, NaN where targets[i] < 0.
 func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error) {
 	T := len(in.IDs)
 	if len(targets) != T {
@@ -87,34 +82,8 @@ func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error)
 		return nil, err
 	}
 	hv := h.Value().(*mat.Dense[float32]).Data().F32()
-	d, v := m.Spec.Hidden, m.Spec.Vocab
-	head := m.HeadParam()
-	out := make([]float64, T)
-	for lo := 0; lo < T; lo += logitChunk {
-		hi := min(lo+logitChunk, T)
-		rows := mat.NewDense[float32](mat.WithShape(hi-lo, d), mat.WithBacking(hv[lo*d:hi*d]))
-		logits := kernels.Linear(rows, head, nil, false).Value().(*mat.Dense[float32]).Data().F32()
-		for r := 0; r < hi-lo; r++ {
-			t := lo + r
-			if targets[t] < 0 {
-				out[t] = math.NaN()
-				continue
-			}
-			out[t] = nllOf(logits[r*v:(r+1)*v], targets[t])
-		}
-	}
-	return out, nil
-}
-
-// nllOf is -log softmax(row)[target], in float64.
-func nllOf(row []float32, target int) float64 {
-	maxv := math.Inf(-1)
-	for _, x := range row {
-		maxv = math.Max(maxv, float64(x))
-	}
-	var sum float64
-	for _, x := range row {
-		sum += math.Exp(float64(x) - maxv)
-	}
-	return math.Log(sum) + maxv - float64(row[target])
+	head := m.HeadParam().Value().(*mat.Dense[float32]).Data().F32()
+	// The fused kernel projects a block of positions onto the vocabulary at
+	// a time: no [tokens, vocab] matrix.
+	return kernels.LinearNLL(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets), nil
 }

@@ -3,7 +3,9 @@ package finetune
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/optimizers/adam"
@@ -31,10 +33,17 @@ type group struct {
 	params  []*model.Param
 }
 
-// optimizer is AdamW over parameter groups, using spago's Adam strategy.
+// optimizer is AdamW over parameter groups. Each group keeps a spago Adam
+// instance for its configuration, time step and step size α; the update
+// itself is fusedAdam, spago's Adam(W) update fused into one parallel,
+// allocation-free pass (same float32 operations in the same order, so the
+// same bits), with moments in spago's adam.State.
 type optimizer struct {
 	cfg    *Config
 	groups []*group
+	// factor is the gradient scale chosen by scaleAndClip (1/accum, times
+	// the clipping factor), applied by step as it reads each gradient.
+	factor float32
 }
 
 func newOptimizer(cfg *Config) *optimizer {
@@ -87,69 +96,176 @@ func (o *optimizer) params() []*model.Param {
 
 // scaleAndClip divides the accumulated gradients by accum and clips their
 // global norm to clip (0: no clipping). It returns the norm before clipping.
+// The scaling itself is applied by step, fused with the update.
+//
+// The squared norm is summed over fixed chunks of normChunk values of each
+// parameter (in parallel), then over chunks and parameters in order, so it
+// is the same whatever the number of cores.
 func (o *optimizer) scaleAndClip(accum int, clip float64) float64 {
-	var sq float64
-	ps := o.params()
-	for _, p := range ps {
+	type chunk struct {
+		g  []float32
+		sq float64
+	}
+	var chunks []chunk
+	for _, p := range o.params() {
 		if !p.HasGrad() {
 			continue
 		}
-		for _, g := range gradOf(p) {
-			sq += float64(g) * float64(g)
+		g := gradOf(p)
+		for lo := 0; lo < len(g); lo += normChunk {
+			chunks = append(chunks, chunk{g: g[lo:min(lo+normChunk, len(g))]})
 		}
+	}
+	parallelChunks(len(chunks), func(i int) {
+		var sq float64
+		for _, v := range chunks[i].g {
+			sq += float64(v) * float64(v)
+		}
+		chunks[i].sq = sq
+	})
+	var sq float64
+	for _, c := range chunks {
+		sq += c.sq
 	}
 	norm := math.Sqrt(sq) / float64(accum)
 	factor := 1 / float64(accum)
 	if clip > 0 && norm > clip {
 		factor *= clip / norm
 	}
-	if factor != 1 {
-		f := float32(factor)
-		for _, p := range ps {
-			if p.HasGrad() {
-				g := gradOf(p)
-				for i := range g {
-					g[i] *= f
-				}
-			}
-		}
-	}
+	o.factor = float32(factor)
 	return norm
+}
+
+// normChunk is the number of gradient values per work item of
+// scaleAndClip and step.
+const normChunk = 1 << 15
+
+// parallelChunks runs fn(0..n-1) on GOMAXPROCS goroutines.
+func parallelChunks(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func gradOf(p *model.Param) []float32 { return p.Grad().(*mat.Dense[float32]).Data().F32() }
 
-// step applies one AdamW update at learning rate lr and clears gradients.
+// step applies one AdamW update at learning rate lr to every parameter
+// with a gradient (scaled as scaleAndClip chose) and clears the gradients.
 func (o *optimizer) step(lr float64) error {
+	factor := o.factor
+	if factor == 0 {
+		factor = 1 // scaleAndClip was not called
+	}
+	o.factor = 0
+	type chunk struct {
+		g      *group
+		p      *model.Param
+		lo, hi int
+	}
+	var chunks []chunk
+	var stepped []*model.Param
 	for _, g := range o.groups {
 		if g.adam == nil {
 			continue
 		}
 		g.adam.StepSize = lr * g.lrScale
 		g.adam.IncExample()
-		var wg sync.WaitGroup
-		errs := make([]error, len(g.params))
-		sem := make(chan struct{}, 4)
-		for i, p := range g.params {
+		for _, p := range g.params {
 			if !p.HasGrad() {
 				continue
 			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(i int, p *model.Param) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				errs[i] = g.adam.OptimizeParams(p.Param)
-			}(i, p)
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				return fmt.Errorf("optimizer: %s: %w", g.params[i].Name, err)
+			if _, err := adamState(p); err != nil {
+				return fmt.Errorf("optimizer: %s: %w", p.Name, err)
 			}
+			n := len(p.Values())
+			for lo := 0; lo < n; lo += normChunk {
+				chunks = append(chunks, chunk{g: g, p: p, lo: lo, hi: min(lo+normChunk, n)})
+			}
+			stepped = append(stepped, p)
 		}
 	}
+	parallelChunks(len(chunks), func(i int) {
+		c := chunks[i]
+		st := c.p.State.(*adam.State)
+		fusedAdam(c.g.adam, c.p.Values()[c.lo:c.hi], gradOf(c.p)[c.lo:c.hi],
+			st.V.Data().F32()[c.lo:c.hi], st.M.Data().F32()[c.lo:c.hi], factor)
+	})
+	for _, p := range stepped {
+		p.ZeroGrad()
+	}
 	return nil
+}
+
+// adamState returns p's moments, creating zero ones on the first update.
+// The buffers spago's Adam uses as scratch (Buf1..Buf3) are left nil:
+// fusedAdam needs none, and they would triple the optimizer's memory.
+func adamState(p *model.Param) (*adam.State, error) {
+	if p.State == nil {
+		shape := p.Value().Shape()
+		p.State = &adam.State{
+			V: mat.NewDense[float32](mat.WithShape(shape...)),
+			M: mat.NewDense[float32](mat.WithShape(shape...)),
+		}
+	}
+	st, ok := p.State.(*adam.State)
+	if !ok {
+		return nil, fmt.Errorf("unsupported state type: %T, expected %T", p.State, &adam.State{})
+	}
+	return st, nil
+}
+
+// fusedAdam is spago's Adam(W) OptimizeParams for one run of values, with
+// the gradient scaled by factor first (as scaleAndClip's in-place scaling
+// did). It performs spago's float32 operations in the same order, each
+// rounded, so the result is bit for bit that of
+//
+//	g *= factor
+//	v = v·β1 + g·(1−β1)
+//	m = m·β2 + (g·g)·(1−β2)
+//	d = v / (√m + ε)            (+ w·λ for AdamW, λ != 0)
+//	w = w − d·α
+//
+// with the constants rounded to float32 as spago's matfuncs do.
+func fusedAdam(a *adam.Adam, w, g, v, m []float32, factor float32) {
+	b1, ob1 := float32(a.Beta1), float32(1.0-a.Beta1)
+	b2, ob2 := float32(a.Beta2), float32(1.0-a.Beta2)
+	eps, alpha, lambda := float32(a.Epsilon), float32(a.Alpha), float32(a.Lambda)
+	decay := a.Lambda != 0.0
+	g, v, m = g[:len(w)], v[:len(w)], m[:len(w)]
+	for i, wi := range w {
+		gi := g[i]
+		if factor != 1 {
+			gi = float32(gi * factor)
+		}
+		vi := float32(v[i]*b1) + float32(gi*ob1)
+		mi := float32(m[i]*b2) + float32(float32(gi*gi)*ob2)
+		d := vi / (float32(math.Sqrt(float64(mi))) + eps)
+		if decay {
+			d = d + float32(wi*lambda)
+		}
+		w[i] = wi - float32(d*alpha)
+		v[i], m[i] = vi, mi
+	}
 }
 
 // stateTensors returns the moments of every parameter as F32 tensors named
@@ -202,8 +318,7 @@ func (o *optimizer) restore(f *safetensors.File, steps map[string]int) error {
 			newM := func(v []float32) mat.Matrix {
 				return mat.NewDense[float32](mat.WithShape(shape...), mat.WithBacking(v))
 			}
-			zero := func() mat.Matrix { return mat.NewDense[float32](mat.WithShape(shape...)) }
-			p.State = &adam.State{V: newM(m1), M: newM(m2), Buf1: zero(), Buf2: zero(), Buf3: zero()}
+			p.State = &adam.State{V: newM(m1), M: newM(m2)} // no scratch buffers: see adamState
 		}
 	}
 	return nil

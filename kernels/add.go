@@ -1,17 +1,19 @@
 package kernels
 
 import (
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
 // Add returns the element-wise sum a + b of two matrices of the same shape
 // (residual connections).
 func Add(a, b mat.Tensor) mat.Tensor {
-	return ag.NewOperator(&addFn{a: a, b: b}).Run()
+	return run(&addFn{a: a, b: b})
 }
 
-type addFn struct{ a, b mat.Tensor }
+type addFn struct {
+	output
+	a, b mat.Tensor
+}
 
 func (f *addFn) Operands() []mat.Tensor { return []mat.Tensor{f.a, f.b} }
 
@@ -27,25 +29,39 @@ func (f *addFn) Forward() (mat.Tensor, error) {
 	if ar != br || ac != bc {
 		return nil, shapeError("Add", "shapes differ: a is [%d,%d], b is [%d,%d]", ar, ac, br, bc)
 	}
-	out := newMatrix(ar, ac)
+	out := f.keep(newMatrix(ar, ac))
 	addInto(out.Data().F32(), a, b)
 	return out, nil
 }
 
 func (f *addFn) Backward(gy mat.Tensor) error {
-	// AccGrad copies (or adds) gy, so passing the output gradient is safe.
-	if f.a.RequiresGrad() {
-		f.a.AccGrad(gy)
-	}
+	defer f.releaseGrad()
+	// Both operands receive gy. b gets it through AccGrad, which copies (or
+	// adds) it; then a is handed the output gradient's buffer itself (see
+	// ownedDense), saving one copy. The order matters: once handed over, a's
+	// other consumers may add into the buffer concurrently.
 	if f.b.RequiresGrad() {
 		f.b.AccGrad(gy)
+	}
+	if f.a.RequiresGrad() {
+		if d, ok := gy.(*mat.Dense[float32]); ok {
+			f.passedOn = true
+			f.a.AccGrad(ownedDense{d})
+			// When a already had a gradient, gy was added to it and is
+			// free again.
+			if ad, ok := f.a.Value().(*mat.Dense[float32]); ok && ad.Grad() != mat.Tensor(d) {
+				f.passedOn = false
+			}
+		} else {
+			f.a.AccGrad(gy)
+		}
 	}
 	return nil
 }
 
 // addInto sets out = a + b element-wise.
 func addInto(out, a, b []float32) {
-	parallelFor(len(out), 1<<15, func(_, lo, hi int) {
+	parallelFor(len(out), 1<<16, func(_, lo, hi int) {
 		o, x, y := out[lo:hi], a[lo:hi], b[lo:hi]
 		for i := range o {
 			o[i] = x[i] + y[i]

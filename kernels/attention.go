@@ -3,8 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sort"
 
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -27,6 +27,19 @@ type AttentionConfig struct {
 	// Window is reserved for sliding-window attention. It must be 0: a
 	// non-zero value is rejected rather than silently ignored.
 	Window int
+	// RoPE, when set, makes Attention rotate queries and keys by rotary
+	// position embeddings (as the RoPE operation does) itself, while it
+	// packs them, instead of taking them rotated: the same result without
+	// the two RoPE nodes and their copies. Not used by AttendCached.
+	RoPE *RoPEConfig
+}
+
+// RoPEConfig is the rotary position embedding Attention applies to its
+// queries and keys (see RoPE).
+type RoPEConfig struct {
+	Theta float64
+	// Positions holds every row's position (nil: 0, 1, …, T−1).
+	Positions []int
 }
 
 // Validate checks the configuration for inputs with the given number of
@@ -45,6 +58,14 @@ func (c AttentionConfig) Validate(rows int) error {
 	if c.Window != 0 {
 		return fmt.Errorf("attention config: sliding-window attention (Window=%d) is not implemented", c.Window)
 	}
+	if r := c.RoPE; r != nil {
+		if c.HeadDim%2 != 0 || !(r.Theta > 0) {
+			return fmt.Errorf("attention config: RoPE needs an even HeadDim (%d) and a positive theta (%v)", c.HeadDim, r.Theta)
+		}
+		if r.Positions != nil && rows > 0 && len(r.Positions) != rows {
+			return fmt.Errorf("attention config: RoPE has %d positions for %d rows", len(r.Positions), rows)
+		}
+	}
 	if len(c.Segments) > 0 {
 		if c.Segments[0] != 0 {
 			return fmt.Errorf("attention config: Segments[0] must be 0, got %d", c.Segments[0])
@@ -61,19 +82,20 @@ func (c AttentionConfig) Validate(rows int) error {
 	return nil
 }
 
-// rowStarts returns, for every row, the first row of its segment.
-func (c AttentionConfig) rowStarts(rows int) []int {
-	starts := make([]int, rows)
-	seg := 0
-	for t := range starts {
-		for seg+1 < len(c.Segments) && c.Segments[seg+1] <= t {
-			seg++
-		}
-		if len(c.Segments) > 0 {
-			starts[t] = c.Segments[seg]
-		}
+// segmentBounds returns the [start, end) rows of every segment.
+func (c AttentionConfig) segmentBounds(rows int) [][2]int {
+	if len(c.Segments) == 0 {
+		return [][2]int{{0, rows}}
 	}
-	return starts
+	out := make([][2]int, len(c.Segments))
+	for i, a := range c.Segments {
+		e := rows
+		if i+1 < len(c.Segments) {
+			e = c.Segments[i+1]
+		}
+		out[i] = [2]int{a, e}
+	}
+	return out
 }
 
 // Attention returns causal multi-head attention with the logit scale of
@@ -83,31 +105,63 @@ func (c AttentionConfig) rowStarts(rows int) []int {
 // For query row t of head h in the segment starting at row a, keys j range
 // over [a, t] and n = t−a+1. With z_tj = q_t·k_j/√HeadDim, the logits are
 // l_tj = c_t·z_tj where c_t = Scale(cfg.Mode, s[h], b[h], n), and
-// out_t = Σ_j softmax_j(l_t)·v_j.
+// out_t = Σ_j softmax_j(l_t)·v_j. With cfg.RoPE, q and k are first rotated.
 //
 // s and b hold one value per query head (a 1×Heads or Heads×1 matrix). s is
 // required by SSMax and Bias, b by Bias; otherwise they are ignored and may be
 // nil. Gradients flow to q, k, v, s and b.
 //
-// Memory is O(T·HeadDim): no [T,T] matrix is built. The forward pass keeps
-// only the log-sum-exp and the scale of every (head, row); the backward pass
-// recomputes the probabilities row by row.
+// The computation is blockwise (flash-attention style, see attentionFwd and
+// attentionBwd) with the products done by gemm: memory is O(T·HeadDim), no
+// [T,T] matrix is built. The forward pass keeps the log-sum-exp of every
+// (head, row); the backward pass recomputes the probabilities tile by tile.
+// Both are parallel and deterministic: the work partition and the order of
+// every sum are fixed, whatever the number of cores.
 func Attention(q, k, v, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
-	return ag.NewOperator(&attentionFn{q: q, k: k, v: v, s: s, b: b, cfg: cfg}).Run()
+	return run(&attentionFn{q: q, k: k, v: v, s: s, b: b, cfg: cfg.clone()})
+}
+
+// AttentionQKV is Attention with queries, keys and values side by side in
+// one matrix qkv [T, (Heads+2·KVHeads)·HeadDim]: columns [0, Heads·HeadDim)
+// are q, the next KVHeads·HeadDim are k, the last v (GPT-2's fused c_attn
+// projection). Splitting inside the operation saves three column copies
+// and gives qkv a single gradient.
+func AttentionQKV(qkv, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
+	return run(&attentionFn{qkv: qkv, s: s, b: b, cfg: cfg.clone()})
+}
+
+// clone copies the slices of c that an operation keeps for its backward
+// pass, so that the caller may reuse them.
+func (c AttentionConfig) clone() AttentionConfig {
+	c.Segments = cloneInts(c.Segments)
+	if c.RoPE != nil {
+		r := *c.RoPE
+		r.Positions = cloneInts(r.Positions)
+		c.RoPE = &r
+	}
+	return c
 }
 
 type attentionFn struct {
+	output
 	q, k, v, s, b mat.Tensor
+	qkv           mat.Tensor // AttentionQKV: q, k, v side by side (then q, k, v are nil)
 	cfg           AttentionConfig
 	rows          int
+	segs          [][2]int
 	out           []float32
-	lse           []float64 // [Heads*T], index h*T+t
-	scales        []float32 // [Heads*T]
-	starts        []int
+	rope          *ropeRows
+	// Saved for the backward pass (nil when no operand requires a
+	// gradient): the log-sum-exp and the logit factor c_t/√HeadDim of
+	// every (head, row), index h*T+t.
+	lse, fac []float32
 }
 
 func (f *attentionFn) Operands() []mat.Tensor {
 	ops := []mat.Tensor{f.q, f.k, f.v}
+	if f.qkv != nil {
+		ops = []mat.Tensor{f.qkv}
+	}
 	if f.cfg.Mode.UsesS() && f.s != nil {
 		ops = append(ops, f.s)
 	}
@@ -132,114 +186,88 @@ func (f *attentionFn) params() (s, b []float32, err error) {
 	return s, b, nil
 }
 
-func (f *attentionFn) Forward() (mat.Tensor, error) {
+func (f *attentionFn) requiresGrad() bool {
+	for _, t := range f.Operands() {
+		if t.RequiresGrad() {
+			return true
+		}
+	}
+	return false
+}
+
+// colBlock addresses a block of columns of a row-major matrix: row t of the
+// block starts at data[t*ld+col].
+type colBlock struct {
+	data    []float32
+	ld, col int
+}
+
+func (c colBlock) row(t, width int) []float32 {
+	return c.data[t*c.ld+c.col : t*c.ld+c.col+width]
+}
+
+// operands returns the row count and the q, k, v column blocks.
+func (f *attentionFn) operands() (rows int, q, k, v colBlock, err error) {
 	cfg := f.cfg
-	q, qr, qc, err := dense("Attention", "q", f.q)
+	qw, kw := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	if f.qkv != nil {
+		x, r, c, err := dense("AttentionQKV", "qkv", f.qkv)
+		if err != nil {
+			return 0, q, k, v, err
+		}
+		if err := cfg.Validate(r); err != nil {
+			return 0, q, k, v, fmt.Errorf("kernels.AttentionQKV: %w", err)
+		}
+		if c != qw+2*kw {
+			return 0, q, k, v, shapeError("AttentionQKV", "qkv is [%d,%d], want [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+				r, c, qw+2*kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
+		}
+		return r, colBlock{x, c, 0}, colBlock{x, c, qw}, colBlock{x, c, qw + kw}, nil
+	}
+	qd, qr, qc, err := dense("Attention", "q", f.q)
 	if err != nil {
-		return nil, err
+		return 0, q, k, v, err
 	}
 	if err := cfg.Validate(qr); err != nil {
-		return nil, fmt.Errorf("kernels.Attention: %w", err)
+		return 0, q, k, v, fmt.Errorf("kernels.Attention: %w", err)
 	}
-	k, kr, kc, err := dense("Attention", "k", f.k)
+	kd, kr, kc, err := dense("Attention", "k", f.k)
 	if err != nil {
-		return nil, err
+		return 0, q, k, v, err
 	}
-	v, vr, vc, err := dense("Attention", "v", f.v)
+	vd, vr, vc, err := dense("Attention", "v", f.v)
 	if err != nil {
-		return nil, err
+		return 0, q, k, v, err
 	}
-	qw, kw := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	if qc != qw || kc != kw || vc != kw || kr != qr || vr != qr {
-		return nil, shapeError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+		return 0, q, k, v, shapeError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
 			qr, qc, kr, kc, vr, vc, qw, kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
+	}
+	return qr, colBlock{qd, qw, 0}, colBlock{kd, kw, 0}, colBlock{vd, kw, 0}, nil
+}
+
+func (f *attentionFn) Forward() (mat.Tensor, error) {
+	cfg := f.cfg
+	T, qs, ks, vs, err := f.operands()
+	if err != nil {
+		return nil, err
 	}
 	s, b, err := f.params()
 	if err != nil {
 		return nil, err
 	}
-	f.rows = qr
-	f.starts = cfg.rowStarts(qr)
-	f.lse = make([]float64, cfg.Heads*qr)
-	f.scales = make([]float32, cfg.Heads*qr)
-	y := newMatrix(qr, qw)
-	f.out = y.Data().F32()
-	attentionForward(f.out, q, k, v, f.lse, f.scales, f.starts, s, b, cfg)
-	return y, nil
-}
+	H, KVH, d := cfg.Heads, cfg.KVHeads, cfg.HeadDim
+	qw := H * d
+	f.rows = T
+	f.segs = cfg.segmentBounds(T)
+	grad := f.requiresGrad()
+	if cfg.RoPE != nil {
+		f.rope = newRoPERows(cfg.RoPE.Positions, T, d, cfg.RoPE.Theta)
+	}
 
-func (f *attentionFn) Backward(gy mat.Tensor) error {
-	cfg := f.cfg
-	g := gradData(gy)
-	if len(g) != len(f.out) {
-		return shapeError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
-	}
-	q, _, _, _ := dense("Attention", "q", f.q)
-	k, _, _, _ := dense("Attention", "k", f.k)
-	v, _, _, _ := dense("Attention", "v", f.v)
-	dq := make([]float32, len(q))
-	dk := make([]float32, len(k))
-	dv := make([]float32, len(v))
-	dc := make([]float64, cfg.Heads)  // Σ_t dL/dc_t·ln(n_t)
-	dc1 := make([]float64, cfg.Heads) // Σ_t dL/dc_t
-	attentionBackward(dq, dk, dv, dc, dc1, g, f.out, q, k, v, f.lse, f.scales, f.starts, cfg)
-	if f.q.RequiresGrad() {
-		accGrad(f.q, dq)
-	}
-	if f.k.RequiresGrad() {
-		accGrad(f.k, dk)
-	}
-	if f.v.RequiresGrad() {
-		accGrad(f.v, dv)
-	}
-	if cfg.Mode.UsesS() && f.s.RequiresGrad() {
-		accGrad(f.s, toFloat32(dc))
-	}
-	if cfg.Mode.UsesB() && f.b.RequiresGrad() {
-		accGrad(f.b, toFloat32(dc1))
-	}
-	return nil
-}
-
-func toFloat32(x []float64) []float32 {
-	y := make([]float32, len(x))
-	for i, v := range x {
-		y[i] = float32(v)
-	}
-	return y
-}
-
-// attnBlock is the number of query rows per work item of the forward pass.
-const attnBlock = 16
-
-// attentionForward computes the attention output rows into out and records
-// the log-sum-exp and scale of every (head, row) in lse and scales
-// (index h*T+t). starts[t] is the first row of t's segment.
-func attentionForward(out, q, k, v []float32, lse []float64, scales []float32, starts []int, s, b []float32, cfg AttentionConfig) {
-	T := len(starts)
-	H, d := cfg.Heads, cfg.HeadDim
-	group := H / cfg.KVHeads
-	qw, kw := H*d, cfg.KVHeads*d
-	invSqrt := 1 / math.Sqrt(float64(d))
-	maxLen := 0
-	for t, a := range starts {
-		maxLen = max(maxLen, t-a+1)
-	}
-	nb := (T + attnBlock - 1) / attnBlock
-	items := H * nb
-	workers := numWorkers(items, 1)
-	if T*maxLen*H*d < 1<<15 {
-		workers = 1
-	}
-	scores := make([][]float64, workers)
-	accs := make([][]float64, workers)
-	for w := range scores {
-		scores[w] = make([]float64, maxLen)
-		accs[w] = make([]float64, d)
-	}
-	parallelItems(items, workers, func(w, item int) {
-		h, blk := item/nb, item%nb
-		kvo := (h / group) * d
+	fac := getF32(H * T)
+	invSqrt := invSqrtDim(d)
+	for h := 0; h < H; h++ {
 		var sh, bh float32
 		if s != nil {
 			sh = s[h]
@@ -247,122 +275,498 @@ func attentionForward(out, q, k, v []float32, lse []float64, scales []float32, s
 		if b != nil {
 			bh = b[h]
 		}
-		for t := blk * attnBlock; t < min((blk+1)*attnBlock, T); t++ {
-			a := starts[t]
-			c := Scale(cfg.Mode, sh, bh, t-a+1)
-			o := t*qw + h*d
-			lse[h*T+t] = attendRow(out[o:o+d], q[o:o+d], k, v, kw, kvo, a, t, c, invSqrt, scores[w], accs[w])
-			scales[h*T+t] = c
+		for _, sg := range f.segs {
+			for t := sg[0]; t < sg[1]; t++ {
+				fac[h*T+t] = float32(float64(Scale(cfg.Mode, sh, bh, t-sg[0]+1)) * invSqrt)
+			}
+		}
+	}
+	var lse []float32
+	if grad {
+		lse = getF32(H * T)
+	}
+	y := f.keep(newMatrix(T, qw))
+	f.out = y.Data().F32()
+	segs := make([]attnSegment, len(f.segs))
+	for i, sg := range f.segs {
+		segs[i] = attnSegment{q0: sg[0], nq: sg[1] - sg[0], k0: sg[0], pos0: 0}
+	}
+	attentionForward(qs, ks, vs, f.rope, T, T, H, KVH, d, fac, f.out, lse, segs)
+	if grad {
+		f.lse, f.fac = lse, fac
+	} else {
+		putF32(fac)
+		f.releaseRoPE()
+	}
+	return y, nil
+}
+
+func (f *attentionFn) releaseRoPE() {
+	if f.rope != nil {
+		f.rope.release()
+		f.rope = nil
+	}
+}
+
+func (f *attentionFn) Backward(gy mat.Tensor) error {
+	defer f.releaseGrad()
+	cfg := f.cfg
+	g := gradData(gy)
+	if len(g) != len(f.out) {
+		return shapeError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
+	}
+	if f.lse == nil {
+		return nil // no operand requires a gradient
+	}
+	T, H, KVH, d := f.rows, cfg.Heads, cfg.KVHeads, cfg.HeadDim
+	qw, kw := H*d, KVH*d
+	// The packed (and rotated) operands are rebuilt rather than kept from
+	// the forward pass: it is cheap, and saves three activations per layer.
+	_, qs, ks, vs, err := f.operands()
+	if err != nil {
+		return err
+	}
+	qh, kh, vh := getF32(T*qw), getF32(T*kw), getF32(T*kw)
+	packHeads(qh, qs, T, H, d, f.rope)
+	packHeads(kh, ks, T, KVH, d, f.rope)
+	packHeads(vh, vs, T, KVH, d, nil)
+	var dqkv, dq, dk, dv []float32
+	var dqs, dks, dvs colBlock
+	if f.qkv != nil {
+		w := qw + 2*kw
+		dqkv = getF32(T * w)
+		dqs, dks, dvs = colBlock{dqkv, w, 0}, colBlock{dqkv, w, qw}, colBlock{dqkv, w, qw + kw}
+	} else {
+		dq, dk, dv = getF32(T*qw), getF32(T*kw), getF32(T*kw)
+		dqs, dks, dvs = colBlock{dq, qw, 0}, colBlock{dk, kw, 0}, colBlock{dv, kw, 0}
+	}
+	dc := getF64Zero(H * T) // dL/dc_t per (head, row)
+	attentionBwd(&attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: T, rowsK: T, heads: H, kvHeads: KVH, d: d,
+		fac: f.fac, out: f.out, lse: f.lse}, f.segs, g, dqs, dks, dvs, f.rope, dc)
+	putF32(qh)
+	putF32(kh)
+	putF32(vh)
+	putF32(f.lse)
+	putF32(f.fac)
+	f.lse, f.fac = nil, nil
+	f.releaseRoPE()
+	if f.qkv != nil {
+		if f.qkv.RequiresGrad() {
+			accGrad(f.qkv, dqkv)
+		}
+	} else {
+		if f.q.RequiresGrad() {
+			accGrad(f.q, dq)
+		}
+		if f.k.RequiresGrad() {
+			accGrad(f.k, dk)
+		}
+		if f.v.RequiresGrad() {
+			accGrad(f.v, dv)
+		}
+	}
+	if cfg.Mode.UsesS() && f.s.RequiresGrad() {
+		ds := make([]float32, H)
+		for h := range ds {
+			var acc float64
+			for _, sg := range f.segs {
+				for t := sg[0]; t < sg[1]; t++ {
+					acc += dc[h*T+t] * logN(t-sg[0]+1)
+				}
+			}
+			ds[h] = float32(acc)
+		}
+		accGrad(f.s, ds)
+	}
+	if cfg.Mode.UsesB() && f.b.RequiresGrad() {
+		db := make([]float32, H)
+		for h := range db {
+			var acc float64
+			for t := 0; t < T; t++ {
+				acc += dc[h*T+t]
+			}
+			db[h] = float32(acc)
+		}
+		accGrad(f.b, db)
+	}
+	putF64(dc)
+	return nil
+}
+
+// packHeads copies the column block x ([rows, heads*d]) into dst
+// [heads][rows][d] (head-major, so that every head's rows are contiguous
+// for gemm), rotating every head by the row's RoPE angles when rope is set.
+func packHeads(dst []float32, x colBlock, rows, heads, d int, rope *ropeRows) {
+	packHeadRange(dst, x, rows, heads, 0, heads, d, rope)
+}
+
+// packHeadRange is packHeads for heads [h0, h1) only: dst is
+// [h1-h0][rows][d].
+func packHeadRange(dst []float32, x colBlock, rows, heads, h0, h1, d int, rope *ropeRows) {
+	w := heads * d
+	parallelFor(rows, max(1, (1<<14)/max((h1-h0)*d, 1)), func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			xr := x.row(t, w)
+			for h := h0; h < h1; h++ {
+				o := ((h-h0)*rows + t) * d
+				if rope != nil {
+					c, s := rope.row(t)
+					rotateHalf(dst[o:o+d], xr[h*d:(h+1)*d], c, s, false)
+				} else {
+					copy(dst[o:o+d], xr[h*d:(h+1)*d])
+				}
+			}
 		}
 	})
 }
 
-// attendRow computes one attention output row o for the query row qr over
-// key/value rows j0..j1 (inclusive) of k and v (row stride kw, head column
-// offset kvo), with logit scale c. scores (≥ j1−j0+1) and acc (len(o)) are
-// scratch. It returns the log-sum-exp of the logits. Attention and
-// AttendCached share it, so their outputs agree bit for bit.
-func attendRow(o, qr, k, v []float32, kw, kvo, j0, j1 int, c float32, invSqrt float64, scores, acc []float64) float64 {
-	d := len(qr)
-	sc := scores[:j1-j0+1]
-	c64 := float64(c)
-	m := math.Inf(-1)
-	for j := j0; j <= j1; j++ {
-		l := c64 * (dot64(qr, k[j*kw+kvo:j*kw+kvo+d]) * invSqrt)
-		sc[j-j0] = l
-		if l > m {
-			m = l
+// packKeyChunks packs the keys of kv head kvh for the forward pass: every
+// chunk of attnFwdK keys of a segment (from the segment's first key; the
+// last one shorter), rows [r0, r0+n), is stored transposed at dst[r0*d:]
+// as [d][n], so that the logits of a query block are a plain product
+// Q·K_chunkᵀ = Q·dst_chunk. Keys are rotated when rope is set.
+func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *ropeRows, segs []attnSegment) {
+	type chunk struct{ r0, n int }
+	var chunks []chunk
+	for _, sg := range segs {
+		n := sg.pos0 + sg.nq // keys of the segment
+		for c := 0; c < n; c += attnFwdK {
+			chunks = append(chunks, chunk{sg.k0 + c, min(attnFwdK, n-c)})
 		}
 	}
-	var sum float64
-	for i, l := range sc {
-		e := math.Exp(l - m)
-		sc[i] = e
-		sum += e
-	}
-	acc = acc[:d]
-	clear(acc)
-	for j := j0; j <= j1; j++ {
-		p := sc[j-j0]
-		vr := v[j*kw+kvo : j*kw+kvo+d][:d]
-		for i, x := range vr {
-			acc[i] += p * float64(x)
+	parallelFor(len(chunks), max(1, (1<<14)/(attnFwdK*d)), func(_, lo, hi int) {
+		row := make([]float32, d)
+		for _, ch := range chunks[lo:hi] {
+			out := dst[ch.r0*d : (ch.r0+ch.n)*d]
+			for i := 0; i < ch.n; i++ {
+				t := ch.r0 + i
+				src := k.row(t, heads*d)[kvh*d : (kvh+1)*d]
+				if rope != nil {
+					c, s := rope.row(t)
+					rotateHalf(row, src, c, s, false)
+					src = row
+				}
+				for j, x := range src {
+					out[j*ch.n+i] = x
+				}
+			}
 		}
-	}
-	inv := 1 / sum
-	for i := range o[:d] {
-		o[i] = float32(acc[i] * inv)
-	}
-	return m + math.Log(sum)
+	})
 }
 
-// attentionBackward computes dq, dk, dv (overwritten) and, per query head,
-// dsLog = Σ_t (dL/dc_t)·ln(n_t) and dsOne = Σ_t dL/dc_t, from the output
-// gradient dout, the forward output out and the saved lse and scales.
-// Work is split over kv heads, so that dk and dv rows have a single writer.
-func attentionBackward(dq, dk, dv []float32, dsLog, dsOne []float64, dout, out, q, k, v []float32, lse []float64, scales []float32, starts []int, cfg AttentionConfig) {
-	T := len(starts)
-	H, KVH, d := cfg.Heads, cfg.KVHeads, cfg.HeadDim
-	group := H / KVH
-	qw, kw := H*d, KVH*d
-	invSqrt := 1 / math.Sqrt(float64(d))
-	workers := numWorkers(KVH, 1)
-	if T*T*H*d < 1<<14 {
+// attentionForward computes the output out [rowsQ, heads*d] (and, when lse
+// is not nil, the log-sum-exp of every (head, row)) of the query rows of
+// the segments, from row-major q, k, v. It packs and runs one kv head (and
+// its group of query heads) at a time, so it needs (group+2)·rows·d values
+// of scratch, not three copies of the inputs.
+func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvHeads, d int, fac, out, lse []float32, segs []attnSegment) {
+	group := heads / kvHeads
+	qh, kh, vh := getF32(group*rowsQ*d), getF32(rowsK*d), getF32(rowsK*d)
+	for kvh := 0; kvh < kvHeads; kvh++ {
+		h0 := kvh * group
+		packHeadRange(qh, q, rowsQ, heads, h0, h0+group, d, rope)
+		packKeyChunks(kh, k, rowsK, kvHeads, kvh, d, rope, segs)
+		packHeadRange(vh, v, rowsK, kvHeads, kvh, kvh+1, d, nil)
+		p := &attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: rowsQ, rowsK: rowsK, heads: group, kvHeads: 1, d: d,
+			fac: fac[h0*rowsQ : (h0+group)*rowsQ], out: out, ldo: heads * d, h0: h0}
+		if lse != nil {
+			p.lse = lse[h0*rowsQ : (h0+group)*rowsQ]
+		}
+		attentionFwd(p, segs)
+	}
+	putF32(qh)
+	putF32(kh)
+	putF32(vh)
+}
+
+// Tile sizes of the blockwise attention.
+const (
+	attnFwdQ  = 64  // query rows per forward work item
+	attnFwdK  = 256 // keys per forward chunk (online softmax across chunks)
+	attnBwdBk = 64  // rows of the square backward tiles (queries and keys)
+)
+
+// attnProblem is one attention computation over head-major operands.
+type attnProblem struct {
+	qh           []float32 // [heads][rowsQ][d]
+	kh, vh       []float32 // [kvHeads][rowsK][d]
+	rowsQ, rowsK int
+	heads        int
+	kvHeads      int
+	d            int
+	fac          []float32 // [heads*rowsQ]: logit factor c_t/√d of every query row
+	out          []float32 // the output, row-major: row t, head h at out[t*ldo+(h0+h)*d]
+	ldo, h0      int
+	lse          []float32 // [heads*rowsQ]: log-sum-exp of the logits (nil: not needed)
+}
+
+// attnSegment is a run of query rows attending causally to a run of keys:
+// query rows [q0, q0+nq) at positions pos0, pos0+1, … of a document whose
+// keys are rows k0, k0+1, …; the query at position p sees keys k0..k0+p.
+type attnSegment struct{ q0, nq, k0, pos0 int }
+
+// attnItem is a forward work item: query rows [r0, r1) of a segment (relative
+// to q0) for head h.
+type attnItem struct{ seg, h, r0, r1, cost int }
+
+// attnFwdScratch is one forward worker's scratch.
+type attnFwdScratch struct {
+	s  []float32 // [attnFwdQ*attnFwdK] logits, then probabilities
+	o  []float32 // [attnFwdQ*d] unnormalised output
+	kt []float32 // [d*attnFwdK] part of a key chunk
+	m  []float32 // running maximum per row
+	l  []float64 // running sum per row
+}
+
+// attentionFwd computes the output (and log-sum-exp) of every query row of
+// the segments. Work items are blocks of attnFwdQ query rows of one head,
+// taken largest first by the workers; each item writes only its own rows,
+// and its result does not depend on which worker runs it.
+func attentionFwd(p *attnProblem, segs []attnSegment) {
+	var items []attnItem
+	total := 0
+	for si, sg := range segs {
+		for r0 := 0; r0 < sg.nq; r0 += attnFwdQ {
+			r1 := min(r0+attnFwdQ, sg.nq)
+			cost := (r1 - r0) * (sg.pos0 + r1)
+			for h := 0; h < p.heads; h++ {
+				items = append(items, attnItem{seg: si, h: h, r0: r0, r1: r1, cost: cost})
+			}
+			total += cost * p.heads
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].cost > items[j].cost })
+	workers := numWorkers(len(items), 1)
+	if total*p.d < 1<<15 {
 		workers = 1
 	}
-	type scratch struct{ dk, dv, dq []float64 }
-	scr := make([]scratch, workers)
+	scr := make([]attnFwdScratch, workers)
 	for w := range scr {
-		scr[w] = scratch{dk: make([]float64, T*d), dv: make([]float64, T*d), dq: make([]float64, d)}
+		scr[w] = attnFwdScratch{s: getF32(attnFwdQ * attnFwdK), o: getF32(attnFwdQ * p.d), kt: getF32(p.d * attnFwdK), m: getF32(attnFwdQ), l: getF64Zero(attnFwdQ)}
 	}
-	parallelItems(KVH, workers, func(w, kvh int) {
-		dk64, dv64, dqa := scr[w].dk, scr[w].dv, scr[w].dq
-		clear(dk64)
-		clear(dv64)
-		kvo := kvh * d
-		for h := kvh * group; h < (kvh+1)*group; h++ {
-			var sLog, sOne float64
-			for t := 0; t < T; t++ {
-				a := starts[t]
-				c := float64(scales[h*T+t])
-				L := lse[h*T+t]
-				o := t*qw + h*d
-				qr, dor := q[o:o+d], dout[o:o+d]
-				D := dot64(dor, out[o:o+d]) // Σ_j p_tj·dp_tj
-				clear(dqa)
-				var dc float64
-				for j := a; j <= t; j++ {
-					kr := k[j*kw+kvo : j*kw+kvo+d][:d]
-					vr := v[j*kw+kvo : j*kw+kvo+d]
-					z := dot64(qr, kr) * invSqrt
-					p := math.Exp(c*z - L)
-					dl := p * (dot64(dor, vr) - D)
-					dc += dl * z
-					dz := c * dl * invSqrt
-					dkr := dk64[j*d : (j+1)*d][:d]
-					dvr := dv64[j*d : (j+1)*d][:d]
-					for i, kv := range kr {
-						dqa[i] += dz * float64(kv)
-						dkr[i] += dz * float64(qr[i])
-						dvr[i] += p * float64(dor[i])
-					}
-				}
-				for i, x := range dqa {
-					dq[o+i] = float32(x)
-				}
-				sLog += dc * logN(t-a+1)
-				sOne += dc
+	parallelItems(len(items), workers, func(w, i int) {
+		it := items[i]
+		attendBlock(p, &scr[w], segs[it.seg], it.h, it.r0, it.r1)
+	})
+	for _, s := range scr {
+		putF32(s.s)
+		putF32(s.o)
+		putF32(s.kt)
+		putF32(s.m)
+		putF64(s.l)
+	}
+}
+
+// attendBlock computes query rows [r0, r1) (relative to the segment) of
+// head h: keys in chunks of attnFwdK from the segment's first key, with an
+// online softmax (running maximum and sum per row; the output of earlier
+// chunks is rescaled when the maximum grows). Per chunk, two products:
+// the logits S = Q·K_chunkᵀ (the keys are packed transposed, see
+// packKeyChunks) and O += P·V_chunk.
+func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 int) {
+	d := p.d
+	nq := r1 - r0
+	kvh := h / (p.heads / p.kvHeads)
+	qb := p.qh[(h*p.rowsQ+sg.q0+r0)*d : (h*p.rowsQ+sg.q0+r1)*d]
+	kbase := (kvh*p.rowsK + sg.k0) * d
+	fac := p.fac[h*p.rowsQ+sg.q0+r0 : h*p.rowsQ+sg.q0+r1]
+	m, l, o := sc.m[:nq], sc.l[:nq], sc.o[:nq*d]
+	pos := sg.pos0 + r0 // position of the first query row
+	nkeys := pos + nq   // keys seen by the last row
+	for kc := 0; kc < nkeys; kc += attnFwdK {
+		nk := min(attnFwdK, nkeys-kc)
+		// The chunk holds min(attnFwdK, segment keys − kc) keys; this
+		// block uses its first nk: the columns [0, nk) of [d][chunk].
+		chunk := min(attnFwdK, sg.pos0+sg.nq-kc)
+		kt := p.kh[kbase+kc*d : kbase+(kc+chunk)*d]
+		vb := p.vh[kbase+kc*d : kbase+(kc+nk)*d]
+		s := sc.s[:nq*nk]
+		if nk == chunk {
+			gemm(false, false, nq, nk, d, qb, kt, s, false)
+		} else {
+			// Only the first nk of the chunk's keys: gather them.
+			sub := sc.kt[:d*nk]
+			for j := 0; j < d; j++ {
+				copy(sub[j*nk:(j+1)*nk], kt[j*chunk:j*chunk+nk])
 			}
-			dsLog[h], dsOne[h] = sLog, sOne
+			gemm(false, false, nq, nk, d, qb, sub, s, false)
 		}
-		for j := 0; j < T; j++ {
-			for i := 0; i < d; i++ {
-				dk[j*kw+kvo+i] = float32(dk64[j*d+i])
-				dv[j*kw+kvo+i] = float32(dv64[j*d+i])
+		for r := 0; r < nq; r++ {
+			row := s[r*nk : (r+1)*nk]
+			lim := min(nk, pos+r-kc+1) // keys of this chunk the row sees
+			if lim <= 0 {
+				clear(row)
+				continue
+			}
+			fr := fac[r]
+			mx := maxScaledRow(row[:lim], fr)
+			if kc == 0 {
+				m[r] = mx
+				l[r] = expSubRow(row[:lim], fr, mx)
+				clear(row[lim:])
+				continue
+			}
+			mNew := max(m[r], mx)
+			sum := expSubRow(row[:lim], fr, mNew)
+			clear(row[lim:])
+			if mNew > m[r] { // rescale what earlier chunks gave
+				alpha := fexpNeg(float64(m[r] - mNew))
+				l[r] *= alpha
+				a32 := float32(alpha)
+				or := o[r*d : (r+1)*d]
+				for i := range or {
+					or[i] *= a32
+				}
+				m[r] = mNew
+			}
+			l[r] += sum
+		}
+		gemm(false, false, nq, d, nk, s, vb, o, kc > 0)
+	}
+	for r := 0; r < nq; r++ {
+		t := sg.q0 + r0 + r
+		inv := float32(1 / l[r])
+		o0 := t*p.ldo + (p.h0+h)*d
+		dst := p.out[o0 : o0+d]
+		for i, x := range o[r*d : (r+1)*d] {
+			dst[i] = x * inv
+		}
+		if p.lse != nil {
+			p.lse[h*p.rowsQ+t] = m[r] + float32(math.Log(l[r]))
+		}
+	}
+}
+
+// attnBwdScratch is one backward worker's scratch.
+type attnBwdScratch struct {
+	s, dp  []float32 // [B*B] logits then probabilities; dO·Vᵀ then dS
+	dk, dv []float32 // [B*d] accumulators of the current key block
+}
+
+// attentionBwd computes dq, dk, dv (column blocks of [rows, heads*d] and
+// [rows, kvHeads*d], every value overwritten) and dc (zeroed on entry,
+// dL/dc_t per (head, row)) from the output gradient dout. The gradients of
+// q and k are rotated back when rope is set. Work items are (segment, kv
+// head) pairs, so every dk, dv, dq row has a single writer; within an item,
+// key blocks are taken in order and, for each, the query heads of the group
+// and the query blocks that see it in order, so every sum has a fixed order
+// whatever the number of workers. Per (query block, key block) tile, five
+// products: S = Q·Kᵀ and dP = dO·Vᵀ, then (P and dS from them) dV += Pᵀ·dO,
+// dK += dSᵀ·Q, dQ += dS·K.
+func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colBlock, rope *ropeRows, dc []float64) {
+	T, H, KVH, d := p.rowsQ, p.heads, p.kvHeads, p.d
+	qw := H * d
+	// Head-major dO and its row dot products with the output, D = Σ dO·O.
+	doh := getF32(T * qw)
+	packHeads(doh, colBlock{dout, qw, 0}, T, H, d, nil)
+	D := getF32(H * T)
+	parallelFor(T, max(1, (1<<14)/qw), func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			for h := 0; h < H; h++ {
+				o := t*qw + h*d
+				D[h*T+t] = float32(dot64(dout[o:o+d], p.out[o:o+d]))
 			}
 		}
 	})
+	dqh := getF32Zero(T * qw)
+	type item struct{ seg, kvh, cost int }
+	var items []item
+	total := 0
+	for si, sg := range segs {
+		n := sg[1] - sg[0]
+		for kvh := 0; kvh < KVH; kvh++ {
+			items = append(items, item{si, kvh, n * n})
+			total += n * n
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].cost > items[j].cost })
+	workers := numWorkers(len(items), 1)
+	if total*H*d < 1<<15 {
+		workers = 1
+	}
+	const B = attnBwdBk
+	scr := make([]attnBwdScratch, workers)
+	for w := range scr {
+		scr[w] = attnBwdScratch{s: getF32(B * B), dp: getF32(B * B), dk: getF32(B * d), dv: getF32(B * d)}
+	}
+	group := H / KVH
+	invSqrt := invSqrtDim(d)
+	parallelItems(len(items), workers, func(w, i int) {
+		it := items[i]
+		sc := &scr[w]
+		a, e := segs[it.seg][0], segs[it.seg][1]
+		n := e - a
+		kvh := it.kvh
+		for j0 := 0; j0 < n; j0 += B {
+			nk := min(B, n-j0)
+			kb := p.kh[(kvh*T+a+j0)*d : (kvh*T+a+j0+nk)*d]
+			vb := p.vh[(kvh*T+a+j0)*d : (kvh*T+a+j0+nk)*d]
+			dkb, dvb := sc.dk[:nk*d], sc.dv[:nk*d]
+			first := true
+			for h := kvh * group; h < (kvh+1)*group; h++ {
+				for i0 := j0; i0 < n; i0 += B {
+					nq := min(B, n-i0)
+					hr := h*T + a + i0 // index of the block's first (head, row)
+					qb := p.qh[hr*d : (hr+nq)*d]
+					dob := doh[hr*d : (hr+nq)*d]
+					s, dp := sc.s[:nq*nk], sc.dp[:nq*nk]
+					gemm(false, true, nq, nk, d, qb, kb, s, false)
+					gemm(false, true, nq, nk, d, dob, vb, dp, false)
+					for r := 0; r < nq; r++ {
+						srow, dprow := s[r*nk:(r+1)*nk], dp[r*nk:(r+1)*nk]
+						lim := min(nk, i0+r-j0+1)
+						dcr := softmaxGradRow(srow[:lim], dprow[:lim], p.fac[hr+r], p.lse[hr+r], D[hr+r])
+						clear(srow[lim:])
+						clear(dprow[lim:])
+						dc[hr+r] += float64(dcr) * invSqrt
+					}
+					gemm(true, false, nk, d, nq, s, dob, dvb, !first)                // dV_j += Pᵀ·dO_i
+					gemm(true, false, nk, d, nq, dp, qb, dkb, !first)                // dK_j += dSᵀ·Q_i
+					gemm(false, false, nq, d, nk, dp, kb, dqh[hr*d:(hr+nq)*d], true) // dQ_i += dS·K_j
+					first = false
+				}
+			}
+			for r := 0; r < nk; r++ {
+				t := a + j0 + r
+				dkr := dk.row(t, KVH*d)[kvh*d : (kvh+1)*d]
+				if rope != nil {
+					c, s := rope.row(t)
+					rotateHalf(dkr, dkb[r*d:(r+1)*d], c, s, true)
+				} else {
+					copy(dkr, dkb[r*d:(r+1)*d])
+				}
+				copy(dv.row(t, KVH*d)[kvh*d:(kvh+1)*d], dvb[r*d:(r+1)*d])
+			}
+		}
+	})
+	for _, s := range scr {
+		putF32(s.s)
+		putF32(s.dp)
+		putF32(s.dk)
+		putF32(s.dv)
+	}
+	// Back to row-major (and unrotated).
+	parallelFor(T, max(1, (1<<14)/qw), func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			dqr := dq.row(t, qw)
+			for h := 0; h < H; h++ {
+				src := dqh[(h*T+t)*d : (h*T+t+1)*d]
+				if rope != nil {
+					c, s := rope.row(t)
+					rotateHalf(dqr[h*d:(h+1)*d], src, c, s, true)
+				} else {
+					copy(dqr[h*d:(h+1)*d], src)
+				}
+			}
+		}
+	})
+	putF32(dqh)
+	putF32(doh)
+	putF32(D)
 }
+
+// invSqrtDim is 1/√d.
+func invSqrtDim(d int) float64 { return 1 / math.Sqrt(float64(d)) }
 
 // AttendCached computes attention outputs for newRows query rows appended
 // after past cached positions of a single document, without autograd (for
@@ -371,8 +775,8 @@ func attentionBackward(dq, dk, dv []float32, dsLog, dsOne []float64, dout, out, 
 // keys and values already appended; query row r sees n = past+r+1 keys. The
 // result is written to out (newRows*Heads*HeadDim values). s and b follow
 // Attention (per-head, nil when the mode does not use them); cfg.Segments is
-// ignored. The output equals the corresponding rows of Attention's forward
-// pass bit for bit.
+// ignored. It runs the forward kernel of Attention, with the same key
+// chunks, so its rows agree with Attention's to float32 rounding.
 //
 // AttendCached panics with a descriptive message if cfg is invalid or a
 // slice is too short: these are programming errors of the caller's buffer
@@ -399,17 +803,13 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 	case cfg.Mode.UsesB() && len(b) < H:
 		panic(fmt.Sprintf("kernels.AttendCached: mode %v needs %d values of b, got %d", cfg.Mode, H, len(b)))
 	}
-	group := H / cfg.KVHeads
-	invSqrt := 1 / math.Sqrt(float64(d))
-	nb := (newRows + attnBlock - 1) / attnBlock
-	items := H * nb
-	workers := numWorkers(items, 1)
-	if newRows*total*H*d < 1<<15 {
-		workers = 1
+	if newRows == 0 {
+		return
 	}
-	parallelItems(items, workers, func(_, item int) {
-		h, blk := item/nb, item%nb
-		kvo := (h / group) * d
+	KVH := cfg.KVHeads
+	fac := getF32(H * newRows)
+	invSqrt := invSqrtDim(d)
+	for h := 0; h < H; h++ {
 		var sh, bh float32
 		if cfg.Mode.UsesS() {
 			sh = s[h]
@@ -417,12 +817,11 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 		if cfg.Mode.UsesB() {
 			bh = b[h]
 		}
-		scores := make([]float64, total)
-		acc := make([]float64, d)
-		for r := blk * attnBlock; r < min((blk+1)*attnBlock, newRows); r++ {
-			t := past + r
-			o := r*qw + h*d
-			attendRow(out[o:o+d], q[o:o+d], kCache, vCache, kw, kvo, 0, t, Scale(cfg.Mode, sh, bh, t+1), invSqrt, scores, acc)
+		for r := 0; r < newRows; r++ {
+			fac[h*newRows+r] = float32(float64(Scale(cfg.Mode, sh, bh, past+r+1)) * invSqrt)
 		}
-	})
+	}
+	attentionForward(colBlock{q, qw, 0}, colBlock{kCache, kw, 0}, colBlock{vCache, kw, 0}, nil, newRows, total, H, KVH, d,
+		fac, out[:newRows*qw], nil, []attnSegment{{q0: 0, nq: newRows, k0: 0, pos0: past}})
+	putF32(fac)
 }

@@ -251,6 +251,9 @@ func BenchmarkAttention(b *testing.B) {
 				grad := newDense32(randn(r, T*H*d, 1), T, H*d)
 				cfg := AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: mode}
 				b.ResetTimer()
+				var cm cpuMeter
+				cm.start()
+				defer cm.stop(b)
 				for i := 0; i < b.N; i++ {
 					y := Attention(q, k, v, s, nil, cfg)
 					if pass != "forward" {
@@ -262,6 +265,123 @@ func BenchmarkAttention(b *testing.B) {
 				}
 				b.ReportMetric(float64(T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			})
+		}
+	}
+}
+
+// TestAttentionQKVRoPE checks the fused forms against finite differences
+// of the reference: AttentionQKV (q, k, v side by side) and RoPE applied
+// inside Attention.
+func TestAttentionQKVRoPE(t *testing.T) {
+	for i, c := range attentionCases {
+		if c.hd%2 != 0 {
+			continue
+		}
+		for _, mode := range []Mode{Softmax, Bias} {
+			t.Run(fmt.Sprintf("T%d_h%d_kv%d_d%d_%v", c.rows, c.heads, c.kvHeads, c.hd, mode), func(t *testing.T) {
+				r := newRand(uint64(1600 + i))
+				pos := make([]int, c.rows)
+				for j := range pos {
+					pos[j] = r.IntN(50)
+				}
+				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Mode: mode, Segments: c.segments,
+					RoPE: &RoPEConfig{Theta: 500, Positions: pos}}
+				qw, kw := c.heads*c.hd, c.kvHeads*c.hd
+				w := qw + 2*kw
+				ins := []input{{name: "qkv", data: randn(r, c.rows*w, 1), rows: c.rows, cols: w}}
+				if mode.UsesS() {
+					ins = append(ins, input{name: "s", data: uniform(r, c.heads, 0.2, 1.2), rows: 1, cols: c.heads})
+					ins = append(ins, input{name: "b", data: uniform(r, c.heads, -0.5, 0.5), rows: c.heads, cols: 1})
+				}
+				split := func(x []float64) (q, k, v []float64) {
+					for t := 0; t < c.rows; t++ {
+						row := x[t*w : (t+1)*w]
+						q = append(q, row[:qw]...)
+						k = append(k, row[qw:qw+kw]...)
+						v = append(v, row[qw+kw:]...)
+					}
+					return ropeRef(q, c.rows, c.heads, c.hd, pos, 500), ropeRef(k, c.rows, c.kvHeads, c.hd, pos, 500), v
+				}
+				checkOp(t, uint64(i), ins,
+					func(x []mat.Tensor) mat.Tensor {
+						var s, b mat.Tensor
+						if mode.UsesS() {
+							s, b = x[1], x[2]
+						}
+						return AttentionQKV(x[0], s, b, cfg)
+					},
+					func(x [][]float64) []float64 {
+						var s, b []float64
+						if mode.UsesS() {
+							s, b = x[1], x[2]
+						}
+						q, k, v := split(x[0])
+						plain := cfg
+						plain.RoPE = nil
+						return attentionRef(q, k, v, s, b, c.rows, plain)
+					})
+			})
+		}
+	}
+}
+
+// TestAttentionFusedMatchesComposition: AttentionQKV with RoPE gives the
+// output and gradients of Columns + RoPE + Attention bit for bit, and
+// Attention with RoPE those of RoPE + Attention.
+func TestAttentionFusedMatchesComposition(t *testing.T) {
+	const T, H, KVH, d = 45, 4, 2, 8
+	segs := []int{0, 20, 21}
+	r := newRand(1700)
+	pos := []int(nil)
+	for _, a := range []int{0, 20, 21} {
+		e := T
+		if a == 0 {
+			e = 20
+		} else if a == 20 {
+			e = 21
+		}
+		for t := a; t < e; t++ {
+			pos = append(pos, t-a)
+		}
+	}
+	qw, kw := H*d, KVH*d
+	w := qw + 2*kw
+	x := randn(r, T*w, 1)
+	sv := uniform(r, H, 0.3, 1)
+	g := randn(r, T*qw, 1)
+	cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: SSMax, Segments: segs}
+	run := func(fused bool) (out, dx, ds []float32) {
+		p := nn.NewParam(newDense32(x, T, w))
+		s := nn.NewParam(newDense32(sv, 1, H))
+		var y mat.Tensor
+		if fused {
+			c := cfg
+			c.RoPE = &RoPEConfig{Theta: 1e4, Positions: pos}
+			y = AttentionQKV(p, s, nil, c)
+		} else {
+			q := RoPE(Columns(p, 0, qw), H, d, pos, 1e4)
+			k := RoPE(Columns(p, qw, qw+kw), KVH, d, pos, 1e4)
+			v := Columns(p, qw+kw, w)
+			y = Attention(q, k, v, s, nil, cfg)
+		}
+		backwardWith(t, y, g)
+		return y.Value().Data().F32(), grad32(p), grad32(s)
+	}
+	o1, dx1, ds1 := run(false)
+	o2, dx2, ds2 := run(true)
+	for i := range o1 {
+		if o1[i] != o2[i] {
+			t.Fatalf("output %d: composition %v, fused %v", i, o1[i], o2[i])
+		}
+	}
+	for i := range dx1 {
+		if dx1[i] != dx2[i] {
+			t.Fatalf("qkv gradient %d: composition %v, fused %v", i, dx1[i], dx2[i])
+		}
+	}
+	for i := range ds1 {
+		if ds1[i] != ds2[i] {
+			t.Fatalf("s gradient %d: composition %v, fused %v", i, ds1[i], ds2[i])
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -9,10 +8,11 @@ import (
 // [rows, to-from]. The backward pass adds the gradient into those columns of
 // x's gradient. GPT-2's fused query/key/value projection is split with it.
 func Columns(x mat.Tensor, from, to int) mat.Tensor {
-	return ag.NewOperator(&columnsFn{x: x, from: from, to: to}).Run()
+	return run(&columnsFn{x: x, from: from, to: to})
 }
 
 type columnsFn struct {
+	output
 	x          mat.Tensor
 	from, to   int
 	rows, cols int
@@ -30,7 +30,7 @@ func (f *columnsFn) Forward() (mat.Tensor, error) {
 	}
 	f.rows, f.cols = rows, cols
 	w := f.to - f.from
-	y := newMatrix(rows, w)
+	y := f.keep(newMatrix(rows, w))
 	yd := y.Data().F32()
 	for r := 0; r < rows; r++ {
 		copy(yd[r*w:(r+1)*w], x[r*cols+f.from:r*cols+f.to])
@@ -39,6 +39,7 @@ func (f *columnsFn) Forward() (mat.Tensor, error) {
 }
 
 func (f *columnsFn) Backward(gy mat.Tensor) error {
+	defer f.releaseGrad()
 	if !f.x.RequiresGrad() {
 		return nil
 	}
@@ -47,7 +48,7 @@ func (f *columnsFn) Backward(gy mat.Tensor) error {
 	if len(g) != f.rows*w {
 		return shapeError("Columns", "output gradient has %d values, want %d", len(g), f.rows*w)
 	}
-	dx := make([]float32, f.rows*f.cols)
+	dx := getF32Zero(f.rows * f.cols)
 	for r := 0; r < f.rows; r++ {
 		copy(dx[r*f.cols+f.from:r*f.cols+f.to], g[r*w:(r+1)*w])
 	}

@@ -1,9 +1,9 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -12,16 +12,19 @@ import (
 // value) are ignored. logits is [T, V] and targets has T entries. The result
 // is a 1×1 matrix; it is 0 when every target is ignored. The backward pass
 // gives (softmax − onehot)/count · gy for counted rows and 0 elsewhere.
+//
+// When the logits require a gradient, the forward pass already writes
+// (softmax − onehot)/count into the gradient buffer (the exponentials are
+// computed once), and the backward pass scales it by gy and hands it over.
 func CrossEntropy(logits mat.Tensor, targets []int) mat.Tensor {
-	return ag.NewOperator(&crossEntropyFn{logits: logits, targets: cloneInts(targets)}).Run()
+	return run(&crossEntropyFn{logits: logits, targets: cloneInts(targets)})
 }
 
 type crossEntropyFn struct {
 	logits        mat.Tensor
 	targets       []int
 	rows, classes int
-	count         int
-	lse           []float64 // per row log-sum-exp (NaN for ignored rows)
+	dx            []float32 // gradient for gy = 1, computed by Forward
 }
 
 func (f *crossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.logits} }
@@ -40,94 +43,295 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	f.rows, f.classes = rows, classes
-	f.lse = make([]float64, rows)
-	sum, count := crossEntropyForward(f.lse, x, f.targets, rows, classes)
-	f.count = count
-	loss := 0.0
-	if count > 0 {
-		loss = sum / float64(count)
+	count := countTargets(f.targets)
+	if f.logits.RequiresGrad() {
+		f.dx = getF32(len(x))
 	}
+	losses := getF64Zero(rows)
+	softmaxRows(losses, f.dx, x, f.targets, 0, rows, classes, count)
+	loss := meanLoss(losses, count)
+	putF64(losses)
 	return mat.NewDense[float32](mat.WithShape(1, 1), mat.WithBacking([]float32{float32(loss)})), nil
 }
 
 func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
-	if !f.logits.RequiresGrad() {
+	if !f.logits.RequiresGrad() || f.dx == nil {
 		return nil
 	}
 	g := gradData(gy)
 	if len(g) != 1 {
 		return shapeError("CrossEntropy", "output gradient has %d values, want 1", len(g))
 	}
-	x, _, _, _ := dense("CrossEntropy", "logits", f.logits)
-	dx := make([]float32, len(x))
-	if f.count > 0 {
-		crossEntropyBackward(dx, x, f.lse, f.targets, f.rows, f.classes, float64(g[0])/float64(f.count))
-	}
+	dx := f.dx
+	f.dx = nil
+	scaleInPlace(dx, g[0])
 	accGrad(f.logits, dx)
 	return nil
 }
 
-// crossEntropyForward records the per-row log-sum-exp of the counted rows
-// and returns the sum of their losses and their number.
-func crossEntropyForward(lse []float64, x []float32, targets []int, rows, classes int) (float64, int) {
-	chunks := numWorkers(rows, rowsPerChunk(classes))
-	sums := make([]float64, chunks)
-	counts := make([]int, chunks)
-	parallelFor(rows, rowsPerChunk(classes), func(c, lo, hi int) {
-		for t := lo; t < hi; t++ {
-			if targets[t] < 0 {
-				lse[t] = math.NaN()
-				continue
-			}
-			xr := x[t*classes : (t+1)*classes]
-			l := logSumExp(xr)
-			lse[t] = l
-			sums[c] += l - float64(xr[targets[t]])
-			counts[c]++
+// countTargets returns the number of targets >= 0.
+func countTargets(targets []int) int {
+	n := 0
+	for _, t := range targets {
+		if t >= 0 {
+			n++
 		}
-	})
+	}
+	return n
+}
+
+// meanLoss returns Σ losses / count (0 when count is 0), summed in order.
+func meanLoss(losses []float64, count int) float64 {
+	if count == 0 {
+		return 0
+	}
 	var sum float64
-	var count int
-	for c := range sums {
-		sum += sums[c]
-		count += counts[c]
+	for _, l := range losses {
+		sum += l
 	}
-	return sum, count
+	return sum / float64(count)
 }
 
-// logSumExp returns log Σ exp(x_j), stable, accumulated in float64.
-func logSumExp(x []float32) float64 {
-	if len(x) == 0 {
-		return math.Inf(-1)
+// scaleInPlace multiplies x by g (nothing to do when g is 1).
+func scaleInPlace(x []float32, g float32) {
+	if g == 1 {
+		return
 	}
-	m := x[0]
-	for _, v := range x[1:] {
-		if v > m {
-			m = v
-		}
-	}
-	m64 := float64(m)
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m64)
-	}
-	return m64 + math.Log(s)
-}
-
-// crossEntropyBackward sets dx = scale·(softmax − onehot) on counted rows.
-func crossEntropyBackward(dx, x []float32, lse []float64, targets []int, rows, classes int, scale float64) {
-	parallelFor(rows, rowsPerChunk(classes), func(_, lo, hi int) {
-		for t := lo; t < hi; t++ {
-			if targets[t] < 0 {
-				continue
-			}
-			xr := x[t*classes : (t+1)*classes]
-			dr := dx[t*classes : (t+1)*classes]
-			l := lse[t]
-			for j, v := range xr {
-				dr[j] = float32(scale * math.Exp(float64(v)-l))
-			}
-			dr[targets[t]] = float32(scale * (math.Exp(float64(xr[targets[t]])-l) - 1))
+	parallelFor(len(x), 1<<16, func(_, lo, hi int) {
+		for i := range x[lo:hi] {
+			x[lo+i] *= g
 		}
 	})
+}
+
+// softmaxRows processes rows [r0, r1) of the logits x [*, classes] (x holds
+// those rows only, from row r0): losses[t] = logsumexp(x_t) − x_t[target]
+// for counted rows (targets[t] >= 0), 0 for the others. When grad is not
+// nil (laid out like x), it receives (softmax(x_t) − onehot)/count, zero
+// for ignored rows; grad may be x itself (the logits are then consumed).
+func softmaxRows(losses []float64, grad, x []float32, targets []int, r0, r1, classes, count int) {
+	inv := float32(0)
+	if count > 0 {
+		inv = float32(1 / float64(count))
+	}
+	parallelFor(r1-r0, max(1, (1<<15)/max(classes, 1)), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			t := r0 + i
+			xr := x[i*classes : (i+1)*classes]
+			var gr []float32
+			if grad != nil {
+				gr = grad[i*classes : (i+1)*classes]
+			}
+			tg := targets[t]
+			if tg < 0 {
+				losses[t] = 0
+				clear(gr)
+				continue
+			}
+			m := xr[0]
+			for _, v := range xr[1:] {
+				if v > m {
+					m = v
+				}
+			}
+			xt := xr[tg]
+			if gr == nil {
+				losses[t] = float64(m) + math.Log(sumExpSub(xr, m)) - float64(xt)
+				continue
+			}
+			sum := expSubInto(gr, xr, m)
+			lse := float64(m) + math.Log(sum)
+			losses[t] = lse - float64(xt)
+			c := float32(1/sum) * inv
+			for j := range gr {
+				gr[j] *= c
+			}
+			gr[tg] -= inv
+		}
+	})
+}
+
+// sumExpSub returns Σ e^(x_i − m) (float64 accumulation of the float32
+// exponentials, exactly as expSubInto sums them), for m >= max x.
+func sumExpSub(x []float32, m float32) float64 {
+	var sum float64
+	for _, v := range x {
+		a := float64(v - m)
+		if a < -708 {
+			a = -708
+		}
+		t := a*(64*expLog2e) + expMagic
+		k := t - expMagic
+		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
+		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
+		n := int64(int32(uint32(math.Float64bits(t))))
+		sum += float64(float32(p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)))
+	}
+	return sum
+}
+
+// expSubInto sets y_i = e^(x_i − m) (rounded to float32) and returns their
+// sum (float64), for m >= max x; y may be x.
+func expSubInto(y, x []float32, m float32) float64 {
+	y = y[:len(x)]
+	var sum float64
+	for i, v := range x {
+		a := float64(v - m)
+		if a < -708 {
+			a = -708
+		}
+		t := a*(64*expLog2e) + expMagic
+		k := t - expMagic
+		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
+		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
+		n := int64(int32(uint32(math.Float64bits(t))))
+		e := float32(p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52))
+		y[i] = e
+		sum += float64(e)
+	}
+	return sum
+}
+
+// LinearCrossEntropy returns CrossEntropy(Linear(x, w, nil, false),
+// targets) — the mean loss of the logits x·wᵀ, x [T, D] the hidden states
+// and w [V, D] the output projection (the LM head, or the tied embedding
+// table) — without ever holding the [T, V] logits: they are computed a
+// block of rows at a time (at most linearCEBlockBytes), and when a
+// gradient is required the block's logit gradient (softmax − onehot)/count
+// is turned into the gradients of x and w during the forward pass
+// (dx_blk = dL·w, dw += dLᵀ·x_blk, by gemm). The backward pass then only
+// scales them by the incoming gradient (1 for a loss) and hands them over,
+// w's first.
+func LinearCrossEntropy(x, w mat.Tensor, targets []int) mat.Tensor {
+	return run(&linearCEFn{x: x, w: w, targets: cloneInts(targets)})
+}
+
+// linearCEBlockBytes bounds the logits block of LinearCrossEntropy (a
+// variable for the tests), unless that would make blocks thinner than
+// linearCEMinRows.
+var linearCEBlockBytes = 32 << 20
+
+var linearCEMinRows = 256
+
+type linearCEFn struct {
+	x, w    mat.Tensor
+	targets []int
+	dx, dw  []float32 // gradients for gy = 1, computed by Forward
+}
+
+func (f *linearCEFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
+
+func (f *linearCEFn) Forward() (mat.Tensor, error) {
+	x, rows, dim, err := dense("LinearCrossEntropy", "x", f.x)
+	if err != nil {
+		return nil, err
+	}
+	w, vocab, wdim, err := dense("LinearCrossEntropy", "w", f.w)
+	if err != nil {
+		return nil, err
+	}
+	if wdim != dim {
+		return nil, shapeError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
+	}
+	if len(f.targets) != rows {
+		return nil, shapeError("LinearCrossEntropy", "x has %d rows but %d targets were given", rows, len(f.targets))
+	}
+	for i, t := range f.targets {
+		if t >= vocab {
+			return nil, shapeError("LinearCrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, vocab)
+		}
+	}
+	count := countTargets(f.targets)
+	grad := f.x.RequiresGrad() || f.w.RequiresGrad()
+	if grad {
+		f.dx = getF32(rows * dim)
+		f.dw = getF32Zero(vocab * dim)
+	}
+	// At least linearCEMinRows per block: each block adds its dLᵀ·x into
+	// the whole dw, so blocks must not be too thin for large vocabularies.
+	block := min(rows, max(linearCEMinRows, linearCEBlockBytes/4/max(vocab, 1)))
+	logits := getF32(min(block, rows) * vocab)
+	losses := getF64Zero(rows)
+	for r0 := 0; r0 < rows; r0 += block {
+		r1 := min(r0+block, rows)
+		n := r1 - r0
+		lb := logits[:n*vocab]
+		xb := x[r0*dim : r1*dim]
+		gemm(false, true, n, vocab, dim, xb, w, lb, false)
+		if !grad {
+			softmaxRows(losses, nil, lb, f.targets, r0, r1, vocab, count)
+			continue
+		}
+		softmaxRows(losses, lb, lb, f.targets, r0, r1, vocab, count)
+		gemm(false, false, n, dim, vocab, lb, w, f.dx[r0*dim:r1*dim], false) // dx = dL·w
+		gemm(true, false, vocab, dim, n, lb, xb, f.dw, r0 > 0)               // dw += dLᵀ·x
+	}
+	putF32(logits)
+	loss := meanLoss(losses, count)
+	putF64(losses)
+	return mat.NewDense[float32](mat.WithShape(1, 1), mat.WithBacking([]float32{float32(loss)})), nil
+}
+
+func (f *linearCEFn) Backward(gy mat.Tensor) error {
+	if f.dx == nil {
+		return nil
+	}
+	g := gradData(gy)
+	if len(g) != 1 {
+		return shapeError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
+	}
+	dx, dw := f.dx, f.dw
+	f.dx, f.dw = nil, nil
+	// w first: a tied embedding table then has its gradient before the
+	// backward pass reaches the embedding lookup (see Embedding).
+	if f.w.RequiresGrad() {
+		scaleInPlace(dw, g[0])
+		accGrad(f.w, dw)
+	}
+	if f.x.RequiresGrad() {
+		scaleInPlace(dx, g[0])
+		accGrad(f.x, dx)
+	}
+	return nil
+}
+
+// LinearNLL returns, for every row t of x [rows, dim], the negative
+// log-likelihood −log softmax(x_t·wᵀ)[targets[t]] of its target under the
+// logits of w [vocab, dim] (the LM head), NaN where targets[t] < 0: the
+// per-token losses of LinearCrossEntropy, without autograd (for scoring and
+// evaluation). The logits are computed a block of rows at a time, so the
+// [rows, vocab] matrix is never held.
+//
+// LinearNLL panics with a descriptive message if a slice is too short or a
+// target is >= vocab: the caller validates its inputs.
+func LinearNLL(x, w []float32, rows, dim, vocab int, targets []int) []float64 {
+	switch {
+	case rows < 0 || dim <= 0 || vocab <= 0:
+		panic(fmt.Sprintf("kernels.LinearNLL: bad sizes rows %d, dim %d, vocab %d", rows, dim, vocab))
+	case len(x) < rows*dim || len(w) < vocab*dim:
+		panic(fmt.Sprintf("kernels.LinearNLL: x has %d values, w %d; want %d×%d and %d×%d", len(x), len(w), rows, dim, vocab, dim))
+	case len(targets) != rows:
+		panic(fmt.Sprintf("kernels.LinearNLL: %d targets for %d rows", len(targets), rows))
+	}
+	for i, t := range targets {
+		if t >= vocab {
+			panic(fmt.Sprintf("kernels.LinearNLL: targets[%d] = %d out of range for %d classes", i, t, vocab))
+		}
+	}
+	out := make([]float64, rows)
+	block := min(rows, max(linearCEMinRows, linearCEBlockBytes/4/vocab))
+	logits := getF32(max(block, 1) * vocab)
+	for r0 := 0; r0 < rows; r0 += block {
+		r1 := min(r0+block, rows)
+		lb := logits[:(r1-r0)*vocab]
+		gemm(false, true, r1-r0, vocab, dim, x[r0*dim:r1*dim], w[:vocab*dim], lb, false)
+		softmaxRows(out, nil, lb, targets, r0, r1, vocab, 0)
+	}
+	putF32(logits)
+	for i, t := range targets {
+		if t < 0 {
+			out[i] = math.NaN()
+		}
+	}
+	return out
 }

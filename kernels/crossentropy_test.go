@@ -2,9 +2,12 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
+	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
 )
 
 func TestCrossEntropy(t *testing.T) {
@@ -34,5 +37,110 @@ func TestCrossEntropy(t *testing.T) {
 				func(x []mat.Tensor) mat.Tensor { return CrossEntropy(x[0], targets) },
 				func(x [][]float64) []float64 { return crossEntropyRef(x[0], targets, c.classes) })
 		})
+	}
+}
+
+func TestLinearCrossEntropy(t *testing.T) {
+	cases := []struct {
+		rows, dim, vocab int
+		ignore           []int
+	}{
+		{1, 1, 1, nil},
+		{7, 5, 33, []int{0, 4}},
+		{33, 16, 7, []int{1, 2, 3, 32}},
+		{5, 3, 3, []int{0, 1, 2, 3, 4}},
+		{64, 8, 1000, []int{7}},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("T%d_D%d_V%d_ign%d", c.rows, c.dim, c.vocab, len(c.ignore)), func(t *testing.T) {
+			r := newRand(uint64(1150 + i))
+			targets := make([]int, c.rows)
+			for j := range targets {
+				targets[j] = r.IntN(c.vocab)
+			}
+			for _, j := range c.ignore {
+				targets[j] = -1
+			}
+			ins := []input{
+				{name: "x", data: randn(r, c.rows*c.dim, 1), rows: c.rows, cols: c.dim},
+				{name: "w", data: randn(r, c.vocab*c.dim, 1), rows: c.vocab, cols: c.dim},
+			}
+			checkOp(t, uint64(i), ins,
+				func(x []mat.Tensor) mat.Tensor { return LinearCrossEntropy(x[0], x[1], targets) },
+				func(x [][]float64) []float64 {
+					return crossEntropyRef(linearRef(x[0], x[1], nil, c.rows, c.dim, c.vocab, false), targets, c.vocab)
+				})
+		})
+	}
+}
+
+// TestLinearCrossEntropyBlocks: a vocabulary large enough to split the rows
+// into several logits blocks gives the unfused composition's loss and
+// gradients.
+func TestLinearCrossEntropyBlocks(t *testing.T) {
+	const T, D, V = 40, 8, 300
+	defer func(b, r int) { linearCEBlockBytes, linearCEMinRows = b, r }(linearCEBlockBytes, linearCEMinRows)
+	linearCEBlockBytes, linearCEMinRows = 16*V*4, 1 // blocks of 16 rows
+	r := newRand(1190)
+	targets := make([]int, T)
+	for j := range targets {
+		targets[j] = r.IntN(V)
+	}
+	targets[3] = -1
+	xv, wv := randn(r, T*D, 1), randn(r, V*D, 0.5)
+	run := func(fused bool) (float32, []float32, []float32) {
+		x, w := nn.NewParam(newDense32(xv, T, D)), nn.NewParam(newDense32(wv, V, D))
+		var loss mat.Tensor
+		if fused {
+			loss = LinearCrossEntropy(x, w, targets)
+		} else {
+			loss = CrossEntropy(Linear(x, w, nil, false), targets)
+		}
+		if err := ag.Backward(loss); err != nil {
+			t.Fatal(err)
+		}
+		return loss.Value().Item().F32(), grad32(x), grad32(w)
+	}
+	l1, dx1, dw1 := run(false)
+	l2, dx2, dw2 := run(true)
+	if math.Abs(float64(l1-l2)) > 1e-6*math.Abs(float64(l1)) {
+		t.Errorf("loss %v, unfused %v", l2, l1)
+	}
+	for name, pair := range map[string][2][]float32{"x": {dx1, dx2}, "w": {dw1, dw2}} {
+		scale, worst := 0.0, 0.0
+		for i := range pair[0] {
+			scale = math.Max(scale, math.Abs(float64(pair[0][i])))
+			worst = math.Max(worst, math.Abs(float64(pair[0][i]-pair[1][i])))
+		}
+		if worst > 1e-5*scale {
+			t.Errorf("gradient of %s differs by %g (scale %g)", name, worst, scale)
+		}
+	}
+}
+
+func TestLinearNLL(t *testing.T) {
+	const T, D, V = 37, 6, 300
+	r := newRand(1195)
+	x, w := randn(r, T*D, 1), randn(r, V*D, 1)
+	targets := make([]int, T)
+	for i := range targets {
+		targets[i] = r.IntN(V)
+	}
+	targets[5], targets[T-1] = -1, -1
+	defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
+	linearCEBlockBytes, linearCEMinRows = 8*V*4, 1 // several blocks
+	got := LinearNLL(x, w, T, D, V, targets)
+	logits := linearRef(f64(x), f64(w), nil, T, D, V, false)
+	for i, tg := range targets {
+		if tg < 0 {
+			if !math.IsNaN(got[i]) {
+				t.Errorf("row %d: ignored target gives %v, want NaN", i, got[i])
+			}
+			continue
+		}
+		want := crossEntropyRef(logits[i*V:(i+1)*V], []int{tg}, V)[0]
+		if math.Abs(got[i]-want) > 1e-5*math.Max(1, math.Abs(want)) {
+			t.Errorf("row %d: nll %v, want %v", i, got[i], want)
+		}
 	}
 }

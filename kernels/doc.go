@@ -8,13 +8,14 @@
 // operation of this package builds exactly one spago graph node
 // (an ag.Operator wrapping a small ag.AutoGradFunction) that computes a whole
 // matrix product, a whole normalisation, or the whole multi-head attention
-// of a batch. A spago node costs microseconds, so operations are never
+// of a batch — or, MatMul and Linear aside, none at all when no operand
+// requires a gradient (see Memory). A spago node costs microseconds, so operations are never
 // expressed per element or per row.
 //
 // The arithmetic of each operation lives in an unexported function over plain
 // []float32 slices (gemm, attentionForward, rmsNormForward, ...). Those
 // functions are the seam where optimised kernels (assembly GEMM, fused
-// attention) can be swapped in without touching the exported API.
+// attention) are swapped in without touching the exported API.
 //
 // # Layouts
 //
@@ -36,22 +37,52 @@
 //
 // # Precision
 //
-// Compute is float32. Reductions whose cost is negligible next to the
-// surrounding work accumulate in float64: norm statistics, attention
-// dot products and softmax sums, cross-entropy sums, bias/gain gradients.
-// Matrix products accumulate in float32.
+// Compute is float32. Matrix products (gemm) accumulate in float32, and so
+// do the products inside Attention (logits Q·Kᵀ, P·V and the backward
+// products). Statistics whose cost is negligible next to the surrounding
+// work accumulate in float64: norm statistics, softmax and log-sum-exp sums
+// (attention, cross-entropy), bias/gain gradients, the s/b gradients of
+// Attention. Exponentials (softmax, GELU, SiLU) use fexpNeg, a table-driven
+// exponential with a relative error below 1e-10.
 //
-// # Autograd conventions
+// # Fused operations
 //
-// Operations run synchronously (Operator.Run without async): each one is
-// already parallel over the available cores (goroutines over rows or heads),
-// so overlapping independent operations would only oversubscribe the CPU.
+// Besides the one-operation-per-function kernels, some operations fuse what
+// a model would otherwise build from several nodes: AttentionQKV takes
+// GPT-2's fused q/k/v projection and AttentionConfig.RoPE applies rotary
+// positions inside the attention (no Columns, RoPE nodes or copies);
+// LinearCrossEntropy is the LM head and the mean cross-entropy together,
+// computing the logits a block of rows at a time and their gradient during
+// the forward pass, so the [tokens, vocab] logits are never held;
+// LinearNLL is its per-token form for evaluation. Each gives the same
+// values as the composition it replaces (up to float32 rounding; for
+// AttentionQKV with RoPE, bit for bit).
 //
-// Backward accumulates gradients with AccGrad into every operand that
-// RequiresGrad, exactly once per operand slot, which is what spago's
-// pending-gradient counting requires (an operand passed twice receives two
-// AccGrad calls). Optional operands that are nil, or unused by the selected
-// attention mode, are not reported by Operands at all.
+// # Parallelism and determinism
+//
+// Every kernel is parallel over the available cores with a fixed work
+// partition and a fixed order of every floating-point sum, so results are
+// bit-identical from run to run and do not depend on how goroutines are
+// scheduled. Attention's forward pass splits work over (head, block of 64
+// query rows); its backward pass over (segment, kv head), which is the only
+// writer of its rows of dk and dv, with key blocks and query blocks visited
+// in a fixed order.
+//
+// # Memory
+//
+// Attention is blockwise (flash-attention style, with an online softmax
+// across key chunks): memory O(T·HeadDim), no [T,T] matrix. Temporary
+// buffers come from free lists shared by the kernels (getF32/putF32) and
+// are reused from step to step. Gradients are handed to spago without the
+// copy its AccGrad makes of a first gradient (ownedDense), and a node's
+// gradient is dropped, and its buffer reused, once its Backward has used
+// it (output.releaseGrad).
+//
+// When no operand of an operation requires a gradient (inference with
+// frozen weights, see model.Model.SetRequiresGrad), the operation does not
+// become a graph node: it computes its result directly and keeps no
+// reference to its operands, so a forward pass holds a few activations at a
+// time rather than all of them.
 //
 // Shape errors are returned from Forward with a message naming the operation
 // and the shapes involved. Note that spago v1.1.0 turns any Forward or

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -12,10 +11,11 @@ import (
 // spago's AccGrad only accepts a gradient of the operand's full shape, so the
 // backward pass materialises one dense [vocab, d] gradient per call.
 func Embedding(table mat.Tensor, ids []int) mat.Tensor {
-	return ag.NewOperator(&embeddingFn{table: table, ids: cloneInts(ids)}).Run()
+	return run(&embeddingFn{table: table, ids: cloneInts(ids)})
 }
 
 type embeddingFn struct {
+	output
 	table        mat.Tensor
 	ids          []int
 	vocab, width int
@@ -34,12 +34,13 @@ func (f *embeddingFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	f.vocab, f.width = vocab, width
-	y := newMatrix(len(f.ids), width)
+	y := f.keep(newMatrix(len(f.ids), width))
 	embeddingGather(y.Data().F32(), table, f.ids, width)
 	return y, nil
 }
 
 func (f *embeddingFn) Backward(gy mat.Tensor) error {
+	defer f.releaseGrad()
 	if !f.table.RequiresGrad() {
 		return nil
 	}
@@ -47,7 +48,7 @@ func (f *embeddingFn) Backward(gy mat.Tensor) error {
 	if len(g) != len(f.ids)*f.width {
 		return shapeError("Embedding", "output gradient has %d values, want %d", len(g), len(f.ids)*f.width)
 	}
-	dt := make([]float32, f.vocab*f.width)
+	dt := getF32Zero(f.vocab * f.width)
 	embeddingScatter(dt, g, f.ids, f.width)
 	accGrad(f.table, dt)
 	return nil

@@ -3,7 +3,6 @@ package kernels
 import (
 	"math"
 
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -11,10 +10,11 @@ import (
 // (biased variance, eps added inside the square root) and applies the gain
 // gamma and shift beta, both holding D values: y = (x−μ)/√(σ²+eps)·γ + β.
 func LayerNorm(x, gamma, beta mat.Tensor, eps float32) mat.Tensor {
-	return ag.NewOperator(&layerNormFn{x: x, gamma: gamma, beta: beta, eps: eps}).Run()
+	return run(&layerNormFn{x: x, gamma: gamma, beta: beta, eps: eps})
 }
 
 type layerNormFn struct {
+	output
 	x, gamma, beta mat.Tensor
 	eps            float32
 	rows, dim      int
@@ -39,12 +39,13 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 	f.rows, f.dim = rows, dim
 	f.mean = make([]float64, rows)
 	f.rstd = make([]float64, rows)
-	y := newMatrix(rows, dim)
+	y := f.keep(newMatrix(rows, dim))
 	layerNormForward(y.Data().F32(), x, gamma, beta, f.mean, f.rstd, rows, dim, f.eps)
 	return y, nil
 }
 
 func (f *layerNormFn) Backward(gy mat.Tensor) error {
+	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
 		return shapeError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
@@ -53,7 +54,7 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	gamma, _, _, _ := dense("LayerNorm", "gamma", f.gamma)
 	var dx, dgamma, dbeta []float32
 	if f.x.RequiresGrad() {
-		dx = make([]float32, len(x))
+		dx = getF32(len(x))
 	}
 	if f.gamma.RequiresGrad() {
 		dgamma = make([]float32, f.dim)
@@ -175,17 +176,18 @@ func reducePartials(dst []float32, parts [][]float64) {
 // RMSNorm normalises every row of x [T, D] by its root mean square and
 // applies the gain gamma (D values): y = x/√(mean(x²)+eps)·γ (Llama).
 func RMSNorm(x, gamma mat.Tensor, eps float32) mat.Tensor {
-	return ag.NewOperator(&rmsNormFn{op: "RMSNorm", x: x, gamma: gamma, eps: eps}).Run()
+	return run(&rmsNormFn{op: "RMSNorm", x: x, gamma: gamma, eps: eps})
 }
 
 // HeadRMSNorm applies RMSNorm independently to every head slice of x
 // [T, heads*headDim], with a gain gamma of headDim values shared by all heads
 // (Qwen3 q_norm / k_norm).
 func HeadRMSNorm(x, gamma mat.Tensor, heads, headDim int, eps float32) mat.Tensor {
-	return ag.NewOperator(&rmsNormFn{op: "HeadRMSNorm", perHead: true, x: x, gamma: gamma, eps: eps, heads: heads, headDim: headDim}).Run()
+	return run(&rmsNormFn{op: "HeadRMSNorm", perHead: true, x: x, gamma: gamma, eps: eps, heads: heads, headDim: headDim})
 }
 
 type rmsNormFn struct {
+	output
 	op             string // name used in error messages
 	perHead        bool   // HeadRMSNorm: normalise each head slice
 	x, gamma       mat.Tensor
@@ -215,12 +217,13 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	f.rstd = make([]float64, f.rows)
-	y := newMatrix(r, c)
+	y := f.keep(newMatrix(r, c))
 	rmsNormForward(y.Data().F32(), x, gamma, f.rstd, f.rows, f.dim, f.eps)
 	return y, nil
 }
 
 func (f *rmsNormFn) Backward(gy mat.Tensor) error {
+	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
 		return shapeError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
@@ -229,7 +232,7 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	gamma, _, _, _ := dense(f.op, "gamma", f.gamma)
 	var dx, dgamma []float32
 	if f.x.RequiresGrad() {
-		dx = make([]float32, len(x))
+		dx = getF32(len(x))
 	}
 	if f.gamma.RequiresGrad() {
 		dgamma = make([]float32, f.dim)

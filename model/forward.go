@@ -113,11 +113,14 @@ func (m *Model) Loss(in Input, targets []int) (mat.Tensor, error) {
 	if counted == 0 {
 		return nil, fmt.Errorf("no target to predict")
 	}
-	logits, err := m.Forward(in)
+	h, err := m.Hidden(in)
 	if err != nil {
 		return nil, err
 	}
-	return kernels.CrossEntropy(logits, targets), nil
+	// The fused head and loss never hold the [tokens, vocab] logits and
+	// their gradient (kernels.LinearCrossEntropy); the value is that of
+	// CrossEntropy(Logits(h)).
+	return kernels.LinearCrossEntropy(h, m.HeadParam(), targets), nil
 }
 
 // p returns a parameter the spec guarantees, as a tensor.
@@ -145,33 +148,75 @@ func (m *Model) linear(x mat.Tensor, w, b arch.Role, layer int) mat.Tensor {
 
 // qkv projects the normalised hidden states h of layer l to queries, keys
 // and values, with per-head norms and rotary positions where the family
-// has them.
+// has them (the decoder's path; block lets Attention do the split and the
+// rotation).
 func (m *Model) qkv(l int, h mat.Tensor, pos []int) (q, k, v mat.Tensor) {
 	s := m.Spec
 	// Each node feeds at most two others (see fork), so gradients are
 	// accumulated in a deterministic order.
-	if s.Family == arch.GPT2 {
-		qkv := m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l)
-		kv := fork(qkv)
-		q = kernels.Columns(qkv, 0, s.Hidden)
-		k = kernels.Columns(kv, s.Hidden, 2*s.Hidden)
-		v = kernels.Columns(kv, 2*s.Hidden, 3*s.Hidden)
-	} else {
-		h2 := fork(h)
-		q = m.linear(h, arch.RoleQ, arch.RoleQBias, l)
-		k = m.linear(h2, arch.RoleK, arch.RoleKBias, l)
-		v = m.linear(h2, arch.RoleV, arch.RoleVBias, l)
-	}
+	q, k, v = m.projections(l, h)
 	if s.QKNorm {
-		eps := float32(s.NormEps)
-		q = kernels.HeadRMSNorm(q, m.p(arch.RoleQNorm, l), s.Heads, s.HeadDim, eps)
-		k = kernels.HeadRMSNorm(k, m.p(arch.RoleKNorm, l), s.KVHeads, s.HeadDim, eps)
+		q, k = m.qkNorm(l, q, k)
 	}
 	if s.Position == arch.RoPEPositions {
 		q = kernels.RoPE(q, s.Heads, s.HeadDim, pos, m.RoPETheta)
 		k = kernels.RoPE(k, s.KVHeads, s.HeadDim, pos, m.RoPETheta)
 	}
 	return q, k, v
+}
+
+// projections are the query, key and value projections: GPT-2's fused one
+// split by columns, or the separate ones of the Llama family.
+func (m *Model) projections(l int, h mat.Tensor) (q, k, v mat.Tensor) {
+	if s := m.Spec; s.Family == arch.GPT2 {
+		qkv := m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l)
+		kv := fork(qkv)
+		q = kernels.Columns(qkv, 0, s.Hidden)
+		k = kernels.Columns(kv, s.Hidden, 2*s.Hidden)
+		v = kernels.Columns(kv, 2*s.Hidden, 3*s.Hidden)
+		return q, k, v
+	}
+	h2 := fork(h)
+	q = m.linear(h, arch.RoleQ, arch.RoleQBias, l)
+	k = m.linear(h2, arch.RoleK, arch.RoleKBias, l)
+	v = m.linear(h2, arch.RoleV, arch.RoleVBias, l)
+	return q, k, v
+}
+
+func (m *Model) qkNorm(l int, q, k mat.Tensor) (mat.Tensor, mat.Tensor) {
+	s := m.Spec
+	eps := float32(s.NormEps)
+	q = kernels.HeadRMSNorm(q, m.p(arch.RoleQNorm, l), s.Heads, s.HeadDim, eps)
+	k = kernels.HeadRMSNorm(k, m.p(arch.RoleKNorm, l), s.KVHeads, s.HeadDim, eps)
+	return q, k
+}
+
+// attention is layer l's attention over the normalised hidden states h.
+// Attention itself splits GPT-2's fused projection and applies the rotary
+// positions (AttentionQKV, AttentionConfig.RoPE): fewer graph nodes and
+// copies than Columns and RoPE nodes, the same values.
+func (m *Model) attention(l int, h mat.Tensor, pos, segments []int) mat.Tensor {
+	s := m.Spec
+	a := m.attn[l]
+	var sp, bp mat.Tensor
+	if a.S != nil {
+		sp = a.S.Param
+	}
+	if a.B != nil {
+		bp = a.B.Param
+	}
+	cfg := kernels.AttentionConfig{Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode, Segments: segments}
+	if s.Position == arch.RoPEPositions {
+		cfg.RoPE = &kernels.RoPEConfig{Theta: m.RoPETheta, Positions: pos}
+	}
+	if s.Family == arch.GPT2 && !s.QKNorm {
+		return kernels.AttentionQKV(m.linear(h, arch.RoleQKV, arch.RoleQKVBias, l), sp, bp, cfg)
+	}
+	q, k, v := m.projections(l, h)
+	if s.QKNorm {
+		q, k = m.qkNorm(l, q, k)
+	}
+	return kernels.Attention(q, k, v, sp, bp, cfg)
 }
 
 // fork returns an identity copy of x, to give a node a third consumer.
@@ -195,20 +240,8 @@ func (m *Model) mlp(l int, x mat.Tensor) mat.Tensor {
 
 // block is one transformer layer: pre-norm attention and MLP with residuals.
 func (m *Model) block(l int, x mat.Tensor, pos, segments []int) mat.Tensor {
-	s := m.Spec
 	h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
-	q, k, v := m.qkv(l, h, pos)
-	a := m.attn[l]
-	var sp, bp mat.Tensor
-	if a.S != nil {
-		sp = a.S.Param
-	}
-	if a.B != nil {
-		bp = a.B.Param
-	}
-	att := kernels.Attention(q, k, v, sp, bp, kernels.AttentionConfig{
-		Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode, Segments: segments,
-	})
+	att := m.attention(l, h, pos, segments)
 	x = kernels.Add(x, m.linear(att, arch.RoleOut, arch.RoleOutBias, l))
 	return m.mlp(l, x)
 }

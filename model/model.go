@@ -150,6 +150,18 @@ func (m *Model) initAttention() error {
 	return nil
 }
 
+// SetRequiresGrad sets whether every weight requires a gradient (the
+// default after Open, Load and New is true; training then chooses its
+// trainable set). A model used only for inference — scoring, evaluation,
+// generation — should turn it off: the kernels then build no autograd
+// graph and keep no intermediate values, so the memory of a forward pass
+// stays at a few activations whatever the sequence length.
+func (m *Model) SetRequiresGrad(on bool) {
+	for _, p := range m.params {
+		p.SetRequiresGrad(on)
+	}
+}
+
 // Params returns every parameter in the spec's canonical order.
 func (m *Model) Params() []*Param { return append([]*Param(nil), m.params...) }
 

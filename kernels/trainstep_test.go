@@ -1,0 +1,139 @@
+package kernels_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nlpodyssey/spago/ag"
+	"github.com/ssmax/ssmax/eval"
+	"github.com/ssmax/ssmax/finetune"
+	"github.com/ssmax/ssmax/kernels"
+	"github.com/ssmax/ssmax/model"
+)
+
+// benchBatch is a packed batch of random token ids: batch sequences of
+// seqLen tokens, each its own segment, with next-token targets (-1 at the
+// end of each sequence).
+func benchBatch(vocab, batch, seqLen int) (model.Input, []int) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := batch * seqLen
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = r.IntN(vocab)
+	}
+	segs := make([]int, batch)
+	targets := make([]int, n)
+	for b := range segs {
+		segs[b] = b * seqLen
+		for t := 0; t < seqLen; t++ {
+			i := b*seqLen + t
+			targets[i] = -1
+			if t+1 < seqLen {
+				targets[i] = ids[i+1]
+			}
+		}
+	}
+	return model.Input{IDs: ids, Segments: segs}, targets
+}
+
+// BenchmarkTrainStep is one forward and backward pass (no optimizer) of
+// the bench/train.sh shapes at batch 8 × 256 tokens, in tokens/s. Profile
+// with
+//
+//	go test ./kernels/ -run '^$' -bench TrainStep/s1 -benchtime 5x -cpuprofile cpu.out
+func BenchmarkTrainStep(b *testing.B) {
+	for _, c := range []struct {
+		name         string
+		batch, seq   int
+		attention    kernels.Mode
+		attentionTag string
+	}{
+		{"s1", 8, 256, kernels.Softmax, "softmax"},
+		{"s2", 8, 256, kernels.Softmax, "softmax"},
+		{"s1", 8, 256, kernels.SSMax, "ssmax"},
+	} {
+		b.Run(fmt.Sprintf("%s_%s", c.name, c.attentionTag), func(b *testing.B) {
+			cfg, err := finetune.LoadPreset("../bench/models/" + c.name + ".yaml")
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := model.New(cfg, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if c.attention == kernels.SSMax {
+				s := make([]float32, m.Spec.Heads)
+				for i := range s {
+					s[i] = model.MatchInit(c.seq)
+				}
+				for l := 0; l < m.Spec.Layers; l++ {
+					if err := m.SetAttention(l, kernels.SSMax, s, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			in, targets := benchBatch(m.Spec.Vocab, c.batch, c.seq)
+			ps := m.Params()
+			step := func() {
+				loss, err := m.Loss(in, targets)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := ag.Backward(loss); err != nil {
+					b.Fatal(err)
+				}
+				for _, p := range ps {
+					p.ZeroGrad()
+				}
+			}
+			step() // warm-up
+			b.ResetTimer()
+			t0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				step()
+			}
+			b.ReportMetric(float64(len(in.IDs))*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric((cpuTime()-t0).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
+}
+
+// cpuTime returns the process's user+system CPU time (the machine may be
+// shared: CPU time per step is steadier than wall time).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkEvalForward is the inference forward pass (frozen weights, as
+// ssmax score runs it) of the S2 shape over one sequence, with the loss
+// projected 256 positions at a time, in tokens/s.
+func BenchmarkEvalForward(b *testing.B) {
+	for _, n := range []int{1024, 4096, 16384} {
+		b.Run(fmt.Sprintf("s2_T%d", n), func(b *testing.B) {
+			cfg, err := finetune.LoadPreset("../bench/models/s2.yaml")
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := model.New(cfg, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.SetRequiresGrad(false)
+			in, _ := benchBatch(256, 1, n)
+			b.ResetTimer()
+			t0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := eval.TokenNLL(m, model.Input{IDs: in.IDs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric((cpuTime()-t0).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
+}
