@@ -410,10 +410,8 @@ func writeAll(ctx context.Context, dir string, src *checkpoint.Checkpoint, plan 
 	if err := writeFileSync(filepath.Join(dir, checkpoint.ConfigFile), configBytes); err != nil {
 		return err
 	}
-	for _, name := range src.Auxiliary {
-		if err := copyFile(filepath.Join(src.Dir, name), filepath.Join(dir, name)); err != nil {
-			return err
-		}
+	if err := checkpoint.CopyFiles(src.Dir, dir, src.Auxiliary); err != nil {
+		return err
 	}
 	return writeFileSync(filepath.Join(dir, "README.md"), modelCard(src, res, o))
 }

@@ -2,7 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -24,32 +23,6 @@ func writeFileSync(path string, data []byte) error {
 		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// copyFile copies src to dst (a new file), preserving the permission bits.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // replaceDir renames the finished temporary directory to dst. With force, an

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,10 +126,8 @@ func (m *Model) Save(dir string, o SaveOptions) error {
 	if err := os.WriteFile(filepath.Join(tmp, checkpoint.ConfigFile), cfgBytes, 0o644); err != nil {
 		return err
 	}
-	for _, name := range m.layout.auxiliary {
-		if err := copyFile(filepath.Join(m.layout.srcDir, name), filepath.Join(tmp, name)); err != nil {
-			return err
-		}
+	if err := checkpoint.CopyFiles(m.layout.srcDir, tmp, m.layout.auxiliary); err != nil {
+		return err
 	}
 	if _, err := os.Lstat(dir); err == nil {
 		if err := os.RemoveAll(dir); err != nil {
@@ -261,21 +258,4 @@ func (m *Model) configForSave(o SaveOptions) (*checkpoint.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	return out.Close()
 }
