@@ -3,7 +3,6 @@ package arch
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ssmax/ssmax/checkpoint"
 )
@@ -40,7 +39,7 @@ func (s *Spec) Check(c *checkpoint.Checkpoint) error {
 		}
 	}
 	for _, name := range c.TensorNames() {
-		if strings.HasSuffix(name, ".ssmax_s") || strings.HasSuffix(name, ".ssmax_b") {
+		if IsSSMaxTensor(name) {
 			if !slices.ContainsFunc(s.Tensors(), func(t TensorSpec) bool { return t.Name == name }) {
 				if s.SSMax == nil {
 					return fmt.Errorf("%s: tensor %q: %w: an SSMax parameter, but config.json has no %q object", c.Path, name, ErrTensor, SSMaxConfigKey)

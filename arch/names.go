@@ -205,3 +205,27 @@ func IsBuffer(name string) bool {
 	return strings.HasSuffix(name, ".attn.bias") || strings.HasSuffix(name, ".attn.masked_bias") ||
 		strings.HasSuffix(name, "rotary_emb.inv_freq")
 }
+
+// IsSSMaxTensor reports whether name is an SSMax parameter (".ssmax_s" or
+// ".ssmax_b" under an attention module).
+func IsSSMaxTensor(name string) bool {
+	return strings.HasSuffix(name, ".ssmax_s") || strings.HasSuffix(name, ".ssmax_b")
+}
+
+// AttentionAnchors maps each layer to the last tensor, in the given storage
+// order, of its attention module (SSMax parameters excluded): new SSMax
+// parameters are stored right after it, as the reference conversion does.
+func (s *Spec) AttentionAnchors(names []string) map[int]string {
+	out := map[int]string{}
+	for _, n := range names {
+		if IsSSMaxTensor(n) {
+			continue
+		}
+		for l := 0; l < s.Layers; l++ {
+			if strings.HasPrefix(n, s.AttentionPrefix(l)+".") {
+				out[l] = n
+			}
+		}
+	}
+	return out
+}

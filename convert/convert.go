@@ -234,9 +234,6 @@ func ssmaxTensors(spec *arch.Spec) []newTensor {
 	return out
 }
 
-func isSSMaxTensor(name string) bool {
-	return strings.HasSuffix(name, ".ssmax_s") || strings.HasSuffix(name, ".ssmax_b")
-}
 
 // planShards keeps the source's shards and tensor order, drops old SSMax
 // tensors, converts dtypes if asked, and inserts each new SSMax tensor right
@@ -244,18 +241,15 @@ func isSSMaxTensor(name string) bool {
 func planShards(src *checkpoint.Checkpoint, spec *arch.Spec, added []newTensor, dt safetensors.DType, res *Result) ([]shard, error) {
 	// Where each layer's attention module ends: shard index and position.
 	type place struct{ shard, pos int }
-	last := map[int]place{}
+	at := map[string]place{}
 	for si, f := range src.Shards {
 		for pos, t := range f.Tensors() {
-			if isSSMaxTensor(t.Name) {
-				continue
-			}
-			for l := 0; l < spec.Layers; l++ {
-				if strings.HasPrefix(t.Name, spec.AttentionPrefix(l)+".") {
-					last[l] = place{si, pos}
-				}
-			}
+			at[t.Name] = place{si, pos}
 		}
+	}
+	last := map[int]place{}
+	for l, name := range spec.AttentionAnchors(src.TensorNames()) {
+		last[l] = at[name]
 	}
 	byPlace := map[place][]safetensors.WriteTensor{}
 	for _, nt := range added {
@@ -278,7 +272,7 @@ func planShards(src *checkpoint.Checkpoint, spec *arch.Spec, added []newTensor, 
 		}
 		sh := shard{name: name, meta: meta}
 		for pos, t := range f.Tensors() {
-			if isSSMaxTensor(t.Name) {
+			if arch.IsSSMaxTensor(t.Name) {
 				res.Dropped = append(res.Dropped, t.Name)
 				continue
 			}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/checkpoint"
@@ -54,7 +53,7 @@ func layoutOf(c *checkpoint.Checkpoint) (layout, error) {
 		sl := shardLayout{name: name, meta: f.Metadata()}
 		for _, t := range f.Tensors() {
 			sl.names = append(sl.names, t.Name)
-			if !known[t.Name] && !isSSMaxName(t.Name) {
+			if !known[t.Name] && !arch.IsSSMaxTensor(t.Name) {
 				b, err := f.Bytes(t.Name)
 				if err != nil {
 					return l, err
@@ -67,9 +66,6 @@ func layoutOf(c *checkpoint.Checkpoint) (layout, error) {
 	return l, nil
 }
 
-func isSSMaxName(name string) bool {
-	return strings.HasSuffix(name, ".ssmax_s") || strings.HasSuffix(name, ".ssmax_b")
-}
 
 // SaveOptions tune Save.
 type SaveOptions struct {
@@ -161,6 +157,11 @@ func (m *Model) planSave(o SaveOptions) []saveShard {
 			placed[n] = true
 		}
 	}
+	var stored []string
+	for _, sh := range m.layout.shards {
+		stored = append(stored, sh.names...)
+	}
+	anchors := m.Spec.AttentionAnchors(stored)
 	// New parameters, keyed by the source tensor they follow.
 	after := map[string][]*Param{}
 	var tail []*Param
@@ -170,14 +171,7 @@ func (m *Model) planSave(o SaveOptions) []saveShard {
 		}
 		anchor := ""
 		if p.Layer >= 0 {
-			prefix := m.Spec.AttentionPrefix(p.Layer) + "."
-			for _, sh := range m.layout.shards {
-				for _, n := range sh.names {
-					if strings.HasPrefix(n, prefix) && !isSSMaxName(n) {
-						anchor = n
-					}
-				}
-			}
+			anchor = anchors[p.Layer]
 		}
 		if anchor == "" {
 			tail = append(tail, p)
