@@ -234,7 +234,6 @@ func ssmaxTensors(spec *arch.Spec) []newTensor {
 	return out
 }
 
-
 // planShards keeps the source's shards and tensor order, drops old SSMax
 // tensors, converts dtypes if asked, and inserts each new SSMax tensor right
 // after the last tensor of its layer's attention module.

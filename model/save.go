@@ -66,7 +66,6 @@ func layoutOf(c *checkpoint.Checkpoint) (layout, error) {
 	return l, nil
 }
 
-
 // SaveOptions tune Save.
 type SaveOptions struct {
 	// DType overrides every float weight's dtype ("" keeps each tensor's own).
