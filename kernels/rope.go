@@ -96,8 +96,8 @@ func ropeApply(y, x []float32, rows, heads, headDim int, positions []int, theta 
 func rotateHalf(y, x, c, s []float32, inverse bool) {
 	half := len(c)
 	s = s[:half]
-	x1, x2 := x[:half], x[half:2*half]
-	y1, y2 := y[:half], y[half:2*half]
+	x1, x2 := x[:half], x[half:][:half]
+	y1, y2 := y[:half], y[half:][:half]
 	if inverse {
 		for i, ci := range c {
 			a, b := x1[i], x2[i]
