@@ -49,7 +49,7 @@ multiplies RoPE theta, to evaluate beyond the training length.`,
 			// early (unless GOGC says otherwise) to keep the peak near them.
 			m.SetRequiresGrad(false)
 			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(20)
+				debug.SetGCPercent(10)
 			}
 			s, err := eval.ScoreTokens(m, ids)
 			if err != nil {

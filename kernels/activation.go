@@ -70,33 +70,59 @@ const elementwiseChunk = 1 << 13
 // no branch on the sign.
 func geluForward(y, sv, x []float32) {
 	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
-		xs, ys := x[lo:hi], y[lo:hi]
-		var ss []float32
 		if sv != nil {
-			ss = sv[lo:hi]
-		}
-		for i, xv := range xs {
-			v := float64(xv)
-			a := -2 * geluC * (v + geluA*v*v*v)
-			if a < -708 {
-				a = -708
-			}
-			if a > 708 {
-				a = 708
-			}
-			t := a*(64*expLog2e) + expMagic
-			k := t - expMagic
-			r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-			p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-			n := int64(int32(uint32(math.Float64bits(t))))
-			e := p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
-			s := 1 / (1 + e)
-			ys[i] = float32(v * s)
-			if ss != nil {
-				ss[i] = float32(s)
-			}
+			geluRows(y[lo:hi], sv[lo:hi], x[lo:hi])
+		} else {
+			geluRowsNoSave(y[lo:hi], x[lo:hi])
 		}
 	})
+}
+
+// geluRows is geluForward on one chunk (a plain function: the loop keeps
+// its slices in registers, which a closure's captured variables do not).
+func geluRows(y, sv, x []float32) {
+	y, sv = y[:len(x)], sv[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		a := -2 * geluC * (v + geluA*v*v*v)
+		if a < -708 {
+			a = -708
+		}
+		if a > 708 {
+			a = 708
+		}
+		t := a*(64*expLog2e) + expMagic
+		k := t - expMagic
+		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
+		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
+		n := int64(int32(uint32(math.Float64bits(t))))
+		e := p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
+		s := 1 / (1 + e)
+		y[i] = float32(v * s)
+		sv[i] = float32(s)
+	}
+}
+
+// geluRowsNoSave is geluRows without saving σ(2u) (inference).
+func geluRowsNoSave(y, x []float32) {
+	y = y[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		a := -2 * geluC * (v + geluA*v*v*v)
+		if a < -708 {
+			a = -708
+		}
+		if a > 708 {
+			a = 708
+		}
+		t := a*(64*expLog2e) + expMagic
+		k := t - expMagic
+		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
+		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
+		n := int64(int32(uint32(math.Float64bits(t))))
+		e := p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
+		y[i] = float32(v * (1 / (1 + e))) // as geluRows computes it
+	}
 }
 
 // geluBackward sets dx = gy · gelu_tanh'(x) element-wise from the saved
@@ -104,14 +130,18 @@ func geluForward(y, sv, x []float32) {
 // that is σ + 2x·σ(1−σ)·√(2/π)(1+3·0.044715·x²).
 func geluBackward(dx, gy, x, sv []float32) {
 	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
-		xs, gs, ss, ds := x[lo:hi], gy[lo:hi], sv[lo:hi], dx[lo:hi]
-		for i, xv := range xs {
-			v := float64(xv)
-			s := float64(ss[i])
-			d := s + 2*v*s*(1-s)*geluC*(1+3*geluA*v*v)
-			ds[i] = float32(float64(gs[i]) * d)
-		}
+		geluBackwardRows(dx[lo:hi], gy[lo:hi], x[lo:hi], sv[lo:hi])
 	})
+}
+
+func geluBackwardRows(dx, gy, x, sv []float32) {
+	dx, gy, sv = dx[:len(x)], gy[:len(x)], sv[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		s := float64(sv[i])
+		d := s + 2*v*s*(1-s)*geluC*(1+3*geluA*v*v)
+		dx[i] = float32(float64(gy[i]) * d)
+	}
 }
 
 // SiLUGate returns silu(gate) ⊙ up element-wise, with silu(g) = g·σ(g)

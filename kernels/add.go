@@ -61,10 +61,12 @@ func (f *addFn) Backward(gy mat.Tensor) error {
 
 // addInto sets out = a + b element-wise.
 func addInto(out, a, b []float32) {
-	parallelFor(len(out), 1<<16, func(_, lo, hi int) {
-		o, x, y := out[lo:hi], a[lo:hi], b[lo:hi]
-		for i := range o {
-			o[i] = x[i] + y[i]
-		}
-	})
+	parallelFor(len(out), 1<<16, func(_, lo, hi int) { addRange(out[lo:hi], a[lo:hi], b[lo:hi]) })
+}
+
+func addRange(o, x, y []float32) {
+	x, y = x[:len(o)], y[:len(o)]
+	for i := range o {
+		o[i] = x[i] + y[i]
+	}
 }

@@ -385,3 +385,29 @@ func TestAttentionFusedMatchesComposition(t *testing.T) {
 		}
 	}
 }
+
+// TestAttendCachedLongCache: decoding over a long cache (read directly,
+// without packing it for gemm) agrees with Attention to float32 rounding.
+func TestAttendCachedLongCache(t *testing.T) {
+	const T, H, KVH, d = attendDirectKeys + 40, 4, 2, 16
+	r := newRand(1550)
+	qw, kw := H*d, KVH*d
+	q, k, v := randn(r, T*qw, 1), randn(r, T*kw, 1), randn(r, T*kw, 1)
+	s, b := uniform(r, H, 0.3, 1), uniform(r, H, -0.3, 0.3)
+	for _, mode := range allModes {
+		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: mode}
+		want := Attention(newDense32(q, T, qw), newDense32(k, T, kw), newDense32(v, T, kw),
+			newDense32(s, 1, H), newDense32(b, 1, H), cfg).Value().Data().F32()
+		for _, n := range []int{1, attendDirectRows} {
+			past := T - n
+			got := make([]float32, n*qw)
+			AttendCached(got, q[past*qw:], k, v, past, n, s, b, cfg)
+			for i, x := range got {
+				w := want[past*qw+i]
+				if math.Abs(float64(x-w)) > 1e-5*math.Max(1, math.Abs(float64(w))) {
+					t.Fatalf("%v, %d rows: value %d is %v, Attention gives %v", mode, n, i, x, w)
+				}
+			}
+		}
+	}
+}

@@ -116,39 +116,41 @@ func softmaxRows(losses []float64, grad, x []float32, targets []int, r0, r1, cla
 	}
 	parallelFor(r1-r0, max(1, (1<<15)/max(classes, 1)), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			t := r0 + i
-			xr := x[i*classes : (i+1)*classes]
 			var gr []float32
 			if grad != nil {
 				gr = grad[i*classes : (i+1)*classes]
 			}
-			tg := targets[t]
-			if tg < 0 {
-				losses[t] = 0
-				clear(gr)
-				continue
-			}
-			m := xr[0]
-			for _, v := range xr[1:] {
-				if v > m {
-					m = v
-				}
-			}
-			xt := xr[tg]
-			if gr == nil {
-				losses[t] = float64(m) + math.Log(sumExpSub(xr, m)) - float64(xt)
-				continue
-			}
-			sum := expSubInto(gr, xr, m)
-			lse := float64(m) + math.Log(sum)
-			losses[t] = lse - float64(xt)
-			c := float32(1/sum) * inv
-			for j := range gr {
-				gr[j] *= c
-			}
-			gr[tg] -= inv
+			losses[r0+i] = softmaxRow(gr, x[i*classes:(i+1)*classes], targets[r0+i], inv)
 		}
 	})
+}
+
+// softmaxRow is softmaxRows for one row of logits x: it returns the loss
+// (0 for an ignored row, tg < 0) and, when g is not nil, sets it to
+// (softmax(x) − onehot(tg))·inv (zero for an ignored row).
+func softmaxRow(g, x []float32, tg int, inv float32) float64 {
+	if tg < 0 {
+		clear(g)
+		return 0
+	}
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	xt := x[tg]
+	if g == nil {
+		return float64(m) + math.Log(sumExpSub(x, m)) - float64(xt)
+	}
+	g = g[:len(x)]
+	sum := expSubInto(g, x, m)
+	c := float32(1/sum) * inv
+	for j := range g {
+		g[j] *= c
+	}
+	g[tg] -= inv
+	return float64(m) + math.Log(sum) - float64(xt)
 }
 
 // sumExpSub returns Σ e^(x_i − m) (float64 accumulation of the float32
@@ -245,7 +247,10 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 	grad := f.x.RequiresGrad() || f.w.RequiresGrad()
 	if grad {
 		f.dx = getF32(rows * dim)
-		f.dw = getF32Zero(vocab * dim)
+		f.dw = getF32(vocab * dim) // the first block's product overwrites it
+		if rows == 0 {
+			clear(f.dw)
+		}
 	}
 	// At least linearCEMinRows per block: each block adds its dLᵀ·x into
 	// the whole dw, so blocks must not be too thin for large vocabularies.

@@ -86,88 +86,120 @@ func rowsPerChunk(dim int) int {
 func layerNormForward(y, x, gamma, beta []float32, mean, rstd []float64, rows, dim int, eps float32) {
 	parallelFor(rows, rowsPerChunk(dim), func(_, lo, hi int) {
 		for t := lo; t < hi; t++ {
-			xr := x[t*dim : (t+1)*dim]
-			yr := y[t*dim : (t+1)*dim]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mu := s / float64(dim)
-			var ss float64
-			for _, v := range xr {
-				d := float64(v) - mu
-				ss += d * d
-			}
-			r := 1 / math.Sqrt(ss/float64(dim)+float64(eps))
-			mean[t], rstd[t] = mu, r
-			for j, v := range xr {
-				yr[j] = float32((float64(v)-mu)*r)*gamma[j] + beta[j]
-			}
+			mean[t], rstd[t] = layerNormRow(y[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, beta, eps)
 		}
 	})
 }
+
+// layerNormRow normalises one row x into y and returns its mean and rstd.
+func layerNormRow(y, x, gamma, beta []float32, eps float32) (mu, r float64) {
+	y, gamma, beta = y[:len(x)], gamma[:len(x)], beta[:len(x)]
+	var s float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	mu = s / float64(len(x))
+	var ss float64
+	for _, v := range x {
+		d := float64(v) - mu
+		ss += d * d
+	}
+	r = 1 / math.Sqrt(ss/float64(len(x))+float64(eps))
+	for j, v := range x {
+		y[j] = float32((float64(v)-mu)*r)*gamma[j] + beta[j]
+	}
+	return mu, r
+}
+
+// normBlock is the number of rows whose gain/bias gradients a norm's
+// backward pass sums into one partial vector. The partials are then added
+// in block order: a fixed partition, so the result does not depend on the
+// number of cores.
+const normBlock = 32
 
 // layerNormBackward computes the gradients of LayerNorm. Any of dx, dgamma,
 // dbeta may be nil when not needed; dx is overwritten, dgamma/dbeta too.
 func layerNormBackward(dx, dgamma, dbeta, gy, x, gamma []float32, mean, rstd []float64, rows, dim int) {
-	chunks := numWorkers(rows, rowsPerChunk(dim))
-	pg := make([][]float64, chunks) // per-chunk partial dgamma
-	pb := make([][]float64, chunks) // per-chunk partial dbeta
-	parallelFor(rows, rowsPerChunk(dim), func(c, lo, hi int) {
-		var dg, db []float64
-		if dgamma != nil {
-			dg = make([]float64, dim)
-			pg[c] = dg
-		}
-		if dbeta != nil {
-			db = make([]float64, dim)
-			pb[c] = db
-		}
-		for t := lo; t < hi; t++ {
-			xr := x[t*dim : (t+1)*dim]
-			gr := gy[t*dim : (t+1)*dim]
-			mu, r := mean[t], rstd[t]
-			var sdh, sdhx float64 // Σ dxhat, Σ dxhat·xhat
-			for j, v := range xr {
-				xh := (float64(v) - mu) * r
-				g := float64(gr[j])
-				dh := g * float64(gamma[j])
-				sdh += dh
-				sdhx += dh * xh
-				if dg != nil {
-					dg[j] += g * xh
-				}
-				if db != nil {
-					db[j] += g
-				}
+	blocks := (rows + normBlock - 1) / normBlock
+	var pg, pb []float64 // per-block partial dgamma, dbeta: [blocks][dim]
+	if dgamma != nil {
+		pg = getF64Zero(blocks * dim)
+	}
+	if dbeta != nil {
+		pb = getF64Zero(blocks * dim)
+	}
+	parallelFor(blocks, max(1, rowsPerChunk(dim)/normBlock), func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			var dg, db []float64
+			if pg != nil {
+				dg = pg[b*dim : (b+1)*dim]
 			}
-			if dx == nil {
-				continue
+			if pb != nil {
+				db = pb[b*dim : (b+1)*dim]
 			}
-			mdh, mdhx := sdh/float64(dim), sdhx/float64(dim)
-			dr := dx[t*dim : (t+1)*dim]
-			for j, v := range xr {
-				xh := (float64(v) - mu) * r
-				dh := float64(gr[j]) * float64(gamma[j])
-				dr[j] = float32(r * (dh - mdh - xh*mdhx))
+			for t := b * normBlock; t < min((b+1)*normBlock, rows); t++ {
+				var dr []float32
+				if dx != nil {
+					dr = dx[t*dim : (t+1)*dim]
+				}
+				layerNormBackwardRow(dr, dg, db, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, mean[t], rstd[t])
 			}
 		}
 	})
-	reducePartials(dgamma, pg)
-	reducePartials(dbeta, pb)
+	reduceBlocks(dgamma, pg, blocks, dim)
+	reduceBlocks(dbeta, pb, blocks, dim)
+	putF64(pg)
+	putF64(pb)
 }
 
-// reducePartials sets dst to the sum of the non-nil partial vectors.
-func reducePartials(dst []float32, parts [][]float64) {
+// layerNormBackwardRow is LayerNorm's backward pass for one row: it adds
+// the row's contributions to dg and db (when not nil) and sets dx (when
+// not nil).
+func layerNormBackwardRow(dx []float32, dg, db []float64, gy, x, gamma []float32, mu, r float64) {
+	gy, gamma = gy[:len(x)], gamma[:len(x)]
+	var sdh, sdhx float64 // Σ dxhat, Σ dxhat·xhat
+	for j, v := range x {
+		xh := (float64(v) - mu) * r
+		g := float64(gy[j])
+		dh := g * float64(gamma[j])
+		sdh += dh
+		sdhx += dh * xh
+	}
+	if dg != nil {
+		dg = dg[:len(x)]
+		for j, v := range x {
+			dg[j] += float64(gy[j]) * ((float64(v) - mu) * r)
+		}
+	}
+	if db != nil {
+		db = db[:len(x)]
+		for j, g := range gy {
+			db[j] += float64(g)
+		}
+	}
+	if dx == nil {
+		return
+	}
+	dx = dx[:len(x)]
+	n := float64(len(x))
+	mdh, mdhx := sdh/n, sdhx/n
+	for j, v := range x {
+		xh := (float64(v) - mu) * r
+		dh := float64(gy[j]) * float64(gamma[j])
+		dx[j] = float32(r * (dh - mdh - xh*mdhx))
+	}
+}
+
+// reduceBlocks sets dst to the sum, in block order, of the partial vectors
+// parts [blocks][len(dst)] (nothing when dst is nil).
+func reduceBlocks(dst []float32, parts []float64, blocks, dim int) {
 	if dst == nil {
 		return
 	}
 	for j := range dst {
 		var s float64
-		for _, p := range parts {
-			if p != nil {
-				s += p[j]
-			}
+		for b := 0; b < blocks; b++ {
+			s += parts[b*dim+j]
 		}
 		dst[j] = float32(s)
 	}
@@ -263,40 +295,55 @@ func rmsNormForward(y, x, gamma []float32, rstd []float64, rows, dim int, eps fl
 	})
 }
 
-// rmsNormBackward computes the gradients of RMSNorm; dx and dgamma may be nil.
+// rmsNormBackward computes the gradients of RMSNorm; dx and dgamma may be
+// nil. The gain gradient is summed over fixed blocks of rows, then over the
+// blocks in order (see normBlock).
 func rmsNormBackward(dx, dgamma, gy, x, gamma []float32, rstd []float64, rows, dim int) {
-	chunks := numWorkers(rows, rowsPerChunk(dim))
-	pg := make([][]float64, chunks)
-	parallelFor(rows, rowsPerChunk(dim), func(c, lo, hi int) {
-		var dg []float64
-		if dgamma != nil {
-			dg = make([]float64, dim)
-			pg[c] = dg
-		}
-		for t := lo; t < hi; t++ {
-			xr := x[t*dim : (t+1)*dim]
-			gr := gy[t*dim : (t+1)*dim]
-			r := rstd[t]
-			var sdhx float64 // Σ dxhat·xhat
-			for j, v := range xr {
-				xh := float64(v) * r
-				g := float64(gr[j])
-				sdhx += g * float64(gamma[j]) * xh
-				if dg != nil {
-					dg[j] += g * xh
+	blocks := (rows + normBlock - 1) / normBlock
+	var pg []float64
+	if dgamma != nil {
+		pg = getF64Zero(blocks * dim)
+	}
+	parallelFor(blocks, max(1, rowsPerChunk(dim)/normBlock), func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			var dg []float64
+			if pg != nil {
+				dg = pg[b*dim : (b+1)*dim]
+			}
+			for t := b * normBlock; t < min((b+1)*normBlock, rows); t++ {
+				var dr []float32
+				if dx != nil {
+					dr = dx[t*dim : (t+1)*dim]
 				}
-			}
-			if dx == nil {
-				continue
-			}
-			m := sdhx / float64(dim)
-			dr := dx[t*dim : (t+1)*dim]
-			for j, v := range xr {
-				xh := float64(v) * r
-				dh := float64(gr[j]) * float64(gamma[j])
-				dr[j] = float32(r * (dh - xh*m))
+				rmsNormBackwardRow(dr, dg, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, rstd[t])
 			}
 		}
 	})
-	reducePartials(dgamma, pg)
+	reduceBlocks(dgamma, pg, blocks, dim)
+	putF64(pg)
+}
+
+// rmsNormBackwardRow is RMSNorm's backward pass for one row.
+func rmsNormBackwardRow(dx []float32, dg []float64, gy, x, gamma []float32, r float64) {
+	gy, gamma = gy[:len(x)], gamma[:len(x)]
+	var sdhx float64 // Σ dxhat·xhat
+	for j, v := range x {
+		sdhx += float64(gy[j]) * float64(gamma[j]) * (float64(v) * r)
+	}
+	if dg != nil {
+		dg = dg[:len(x)]
+		for j, v := range x {
+			dg[j] += float64(gy[j]) * (float64(v) * r)
+		}
+	}
+	if dx == nil {
+		return
+	}
+	dx = dx[:len(x)]
+	m := sdhx / float64(len(x))
+	for j, v := range x {
+		xh := float64(v) * r
+		dh := float64(gy[j]) * float64(gamma[j])
+		dx[j] = float32(r * (dh - xh*m))
+	}
 }

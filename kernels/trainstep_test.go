@@ -54,6 +54,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"s1", 8, 256, kernels.Softmax, "softmax"},
 		{"s2", 8, 256, kernels.Softmax, "softmax"},
 		{"s1", 8, 256, kernels.SSMax, "ssmax"},
+		{"s3", 4, 256, kernels.Softmax, "softmax"},
 	} {
 		b.Run(fmt.Sprintf("%s_%s", c.name, c.attentionTag), func(b *testing.B) {
 			cfg, err := finetune.LoadPreset("../bench/models/" + c.name + ".yaml")
