@@ -141,57 +141,16 @@ func softmaxRow(g, x []float32, tg int, inv float32) float64 {
 	}
 	xt := x[tg]
 	if g == nil {
-		return float64(m) + math.Log(sumExpSub(x, m)) - float64(xt)
+		return float64(m) + math.Log(expScaledSub(nil, x, 1, m)) - float64(xt)
 	}
 	g = g[:len(x)]
-	sum := expSubInto(g, x, m)
+	sum := expScaledSub(g, x, 1, m)
 	c := float32(1/sum) * inv
 	for j := range g {
 		g[j] *= c
 	}
 	g[tg] -= inv
 	return float64(m) + math.Log(sum) - float64(xt)
-}
-
-// sumExpSub returns Σ e^(x_i − m) (float64 accumulation of the float32
-// exponentials, exactly as expSubInto sums them), for m >= max x.
-func sumExpSub(x []float32, m float32) float64 {
-	var sum float64
-	for _, v := range x {
-		a := float64(v - m)
-		if a < -708 {
-			a = -708
-		}
-		t := a*(64*expLog2e) + expMagic
-		k := t - expMagic
-		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-		n := int64(int32(uint32(math.Float64bits(t))))
-		sum += float64(float32(p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)))
-	}
-	return sum
-}
-
-// expSubInto sets y_i = e^(x_i − m) (rounded to float32) and returns their
-// sum (float64), for m >= max x; y may be x.
-func expSubInto(y, x []float32, m float32) float64 {
-	y = y[:len(x)]
-	var sum float64
-	for i, v := range x {
-		a := float64(v - m)
-		if a < -708 {
-			a = -708
-		}
-		t := a*(64*expLog2e) + expMagic
-		k := t - expMagic
-		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-		n := int64(int32(uint32(math.Float64bits(t))))
-		e := float32(p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52))
-		y[i] = e
-		sum += float64(e)
-	}
-	return sum
 }
 
 // LinearCrossEntropy returns CrossEntropy(Linear(x, w, nil, false),

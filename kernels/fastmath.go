@@ -41,10 +41,15 @@ var expTable = func() (t [64]uint64) {
 	return t
 }()
 
-// expSubRow sets x[i] = e^(f·x[i] − m), rounded to float32, and returns
-// their sum (float64), for m >= max f·x (a softmax row: logits f·x, maximum
-// m); fexpNeg inlined.
-func expSubRow(x []float32, f, m float32) float64 {
+// expScaledSub computes e_i = e^(f·x[i] − m), rounded to float32, for
+// m >= max f·x (a softmax row: logits f·x, maximum m), and returns their
+// sum in float64. It stores e_i in y[i] when y is not nil; y may be x. It
+// is the one loop of the softmax kernels (attention rows, cross-entropy),
+// with fexpNeg written out so the compiler keeps it in registers.
+func expScaledSub(y, x []float32, f, m float32) float64 {
+	if y != nil {
+		y = y[:len(x)]
+	}
 	var sum float64
 	for i, v := range x {
 		a := float64(f*v - m)
@@ -57,11 +62,17 @@ func expSubRow(x []float32, f, m float32) float64 {
 		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
 		n := int64(int32(uint32(math.Float64bits(t))))
 		e := float32(p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52))
-		x[i] = e
+		if y != nil {
+			y[i] = e
+		}
 		sum += float64(e)
 	}
 	return sum
 }
+
+// expSubRow sets x[i] = e^(f·x[i] − m) and returns their sum (see
+// expScaledSub).
+func expSubRow(x []float32, f, m float32) float64 { return expScaledSub(x, x, f, m) }
 
 // maxScaledRow returns the maximum of f·x[i] (x not empty).
 func maxScaledRow(x []float32, f float32) float32 {
