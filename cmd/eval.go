@@ -41,7 +41,7 @@ type evalModel struct {
 // open loads the i-th model and its tokenizer.
 func (f *evalModelFlags) open(i int, labels []string) (*evalModel, error) {
 	dir := f.models[i]
-	m, err := model.Open(dir, "", model.Options{RoPEThetaScale: f.thetaScale})
+	m, err := model.Open(dir, "", model.Options{RoPEThetaScale: f.thetaScale, Inference: true})
 	if err != nil {
 		return nil, fmt.Errorf("--model %s: %w", dir, err)
 	}

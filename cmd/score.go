@@ -40,14 +40,13 @@ multiplies RoPE theta, to evaluate beyond the training length.`,
 			if err != nil {
 				return err
 			}
-			m, err := model.Open(modelDir, modelConfig, model.Options{RoPEThetaScale: thetaScale})
+			m, err := model.Open(modelDir, modelConfig, model.Options{RoPEThetaScale: thetaScale, Inference: true})
 			if err != nil {
 				return err
 			}
 			// Inference: no autograd graph, so a forward pass holds a few
 			// activations; they are dropped layer after layer, so collect
 			// early (unless GOGC says otherwise) to keep the peak near them.
-			m.SetRequiresGrad(false)
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(10)
 			}

@@ -26,7 +26,7 @@ func lengthTable(ctx context.Context, base, tuned string, o Options) (*LengthTab
 	}
 	t := &LengthTable{Lengths: o.Lengths}
 	for i, dir := range []string{base, tuned} {
-		m, err := model.Open(dir, "", model.Options{})
+		m, err := model.Open(dir, "", model.Options{Inference: true})
 		if err != nil {
 			return nil, err
 		}

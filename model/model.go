@@ -68,6 +68,10 @@ type Options struct {
 	// RoPEThetaScale multiplies rope_theta, to evaluate beyond the training
 	// length (the paper used 50). 0 means 1.
 	RoPEThetaScale float64
+	// Inference loads the weights without gradients: forward passes build
+	// no autograd graph and keep only the activations they still need
+	// (scoring and evaluation at long contexts).
+	Inference bool
 }
 
 // Load builds the model of an opened checkpoint: every weight the spec
@@ -107,6 +111,9 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 	var err error
 	if m.layout, err = layoutOf(c); err != nil {
 		return nil, err
+	}
+	if opts.Inference {
+		m.SetRequiresGrad(false)
 	}
 	return m, nil
 }
