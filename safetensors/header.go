@@ -196,45 +196,31 @@ func (p *headerParser) parse() (*Header, error) {
 		return nil, err
 	}
 	seen := make(map[string]struct{})
-	for first := true; ; first = false {
-		s.skipWS()
-		if s.peek() == '}' {
-			s.pos++
-			break
-		}
-		if !first {
-			if err := s.expect(','); err != nil {
-				return nil, err
-			}
-			s.skipWS()
-		}
-		key, err := s.readString()
-		if err != nil {
-			return nil, err
-		}
-		if err := s.expect(':'); err != nil {
-			return nil, err
-		}
+	err := s.members(func(key string) error {
 		if _, dup := seen[key]; dup {
 			if key == metadataKey {
-				return nil, fmt.Errorf("%w: %w (%q occurs twice)", ErrMetadata, ErrDuplicateName, metadataKey)
+				return fmt.Errorf("%w: %w (%q occurs twice)", ErrMetadata, ErrDuplicateName, metadataKey)
 			}
-			return nil, fmt.Errorf("tensor %s: %w (tensor name occurs twice in the header)", quote(key), ErrDuplicateName)
+			return fmt.Errorf("tensor %s: %w (tensor name occurs twice in the header)", quote(key), ErrDuplicateName)
 		}
 		seen[key] = struct{}{}
 		if key == metadataKey {
 			m, err := p.parseMetadata()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			h.Metadata = m
-			continue
+			return nil
 		}
 		t, err := p.parseTensor(key)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		h.Tensors = append(h.Tensors, t)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.skipWS()
 	if s.pos != len(s.buf) {
@@ -252,39 +238,26 @@ func (p *headerParser) parseMetadata() (Metadata, error) {
 	s.pos++
 	m := Metadata{}
 	seen := make(map[string]struct{})
-	for first := true; ; first = false {
-		s.skipWS()
-		if s.peek() == '}' {
-			s.pos++
-			return m, nil
-		}
-		if !first {
-			if err := s.expect(','); err != nil {
-				return nil, err
-			}
-			s.skipWS()
-		}
-		key, err := s.readString()
-		if err != nil {
-			return nil, err
-		}
-		if err := s.expect(':'); err != nil {
-			return nil, err
-		}
+	err := s.members(func(key string) error {
 		if _, dup := seen[key]; dup {
-			return nil, fmt.Errorf("%w: %w (key %s occurs twice)", ErrMetadata, ErrDuplicateName, quote(key))
+			return fmt.Errorf("%w: %w (key %s occurs twice)", ErrMetadata, ErrDuplicateName, quote(key))
 		}
 		seen[key] = struct{}{}
 		s.skipWS()
 		if s.peek() != '"' {
-			return nil, fmt.Errorf("%w (value of key %s is %s, not a string)", ErrMetadata, quote(key), s.kind())
+			return fmt.Errorf("%w (value of key %s is %s, not a string)", ErrMetadata, quote(key), s.kind())
 		}
 		val, err := s.readString()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		m = append(m, MetadataEntry{key, val})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return m, nil
 }
 
 func (p *headerParser) parseTensor(name string) (TensorInfo, error) {
@@ -297,25 +270,7 @@ func (p *headerParser) parseTensor(name string) (TensorInfo, error) {
 	s.pos++
 	var haveDType, haveShape, haveOffsets bool
 	var begin, end int64
-	for first := true; ; first = false {
-		s.skipWS()
-		if s.peek() == '}' {
-			s.pos++
-			break
-		}
-		if !first {
-			if err := s.expect(','); err != nil {
-				return t, err
-			}
-			s.skipWS()
-		}
-		key, err := s.readString()
-		if err != nil {
-			return t, err
-		}
-		if err := s.expect(':'); err != nil {
-			return t, err
-		}
+	err := s.members(func(key string) error {
 		var dup bool
 		switch key {
 		case "dtype":
@@ -325,41 +280,45 @@ func (p *headerParser) parseTensor(name string) (TensorInfo, error) {
 		case "data_offsets":
 			dup, haveOffsets = haveOffsets, true
 		default:
-			return t, fmt.Errorf("tensor %s: %w (unknown key %s)", quote(name), ErrInvalidHeader, quote(key))
+			return fmt.Errorf("tensor %s: %w (unknown key %s)", quote(name), ErrInvalidHeader, quote(key))
 		}
 		if dup {
-			return t, fmt.Errorf("tensor %s: %w: %w (key %q occurs twice)", quote(name), ErrInvalidHeader, ErrDuplicateName, key)
+			return fmt.Errorf("tensor %s: %w: %w (key %q occurs twice)", quote(name), ErrInvalidHeader, ErrDuplicateName, key)
 		}
 		s.skipWS()
 		switch key {
 		case "dtype":
 			if s.peek() != '"' {
-				return t, fmt.Errorf("tensor %s: %w (dtype is %s, not a string)", quote(name), ErrUnknownDType, s.kind())
+				return fmt.Errorf("tensor %s: %w (dtype is %s, not a string)", quote(name), ErrUnknownDType, s.kind())
 			}
 			d, err := s.readString()
 			if err != nil {
-				return t, err
+				return err
 			}
 			t.DType = DType(d)
 			if !t.DType.Valid() {
-				return t, fmt.Errorf("tensor %s: %w (%s)", quote(name), ErrUnknownDType, quote(d))
+				return fmt.Errorf("tensor %s: %w (%s)", quote(name), ErrUnknownDType, quote(d))
 			}
 		case "shape":
 			shape, err := s.readIntArray(name, "shape", ErrShapeMismatch, ErrOverflow, -1)
 			if err != nil {
-				return t, err
+				return err
 			}
 			t.Shape = shape
 		case "data_offsets":
 			offs, err := s.readIntArray(name, "data_offsets", ErrOffsets, ErrOffsets, 2)
 			if err != nil {
-				return t, err
+				return err
 			}
 			begin, end = offs[0], offs[1]
 			if begin > end {
-				return t, fmt.Errorf("tensor %s: %w (begin %d > end %d)", quote(name), ErrOffsets, begin, end)
+				return fmt.Errorf("tensor %s: %w (begin %d > end %d)", quote(name), ErrOffsets, begin, end)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return t, err
 	}
 	var missing string
 	switch {
@@ -383,6 +342,35 @@ func (p *headerParser) parseTensor(name string) (TensorInfo, error) {
 			quote(name), ErrShapeMismatch, shapeString(t.Shape), t.DType, size, begin, end, t.Size)
 	}
 	return t, nil
+}
+
+// members reads the members of an object whose '{' has been consumed, up
+// to and including its '}': for each, the key and the ':' after it, then
+// fn(key), which must read the value.
+func (s *scanner) members(fn func(key string) error) error {
+	for first := true; ; first = false {
+		s.skipWS()
+		if s.peek() == '}' {
+			s.pos++
+			return nil
+		}
+		if !first {
+			if err := s.expect(','); err != nil {
+				return err
+			}
+			s.skipWS()
+		}
+		key, err := s.readString()
+		if err != nil {
+			return err
+		}
+		if err := s.expect(':'); err != nil {
+			return err
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
 }
 
 // scanner is a minimal JSON tokenizer over a byte slice.
