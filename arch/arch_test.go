@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/internal/testckpt"
 )
@@ -22,13 +23,13 @@ func TestLoadFixtures(t *testing.T) {
 		position                                     arch.PositionKind
 		tied                                         bool
 		prefix                                       string
-		variant                                      arch.Variant
+		variant                                      attnscale.Variant
 		ssmaxTensors                                 int
 	}{
 		{"gpt2-tiny", arch.GPT2, 2, 4, 4, 16, 64, 256, 256, 128, arch.LearnedPositions, true, "transformer.", "", 0},
-		{"gpt2-tiny-ssmax", arch.GPT2, 2, 4, 4, 16, 64, 256, 256, 128, arch.LearnedPositions, true, "transformer.", arch.VariantSSMax, 2},
+		{"gpt2-tiny-ssmax", arch.GPT2, 2, 4, 4, 16, 64, 256, 256, 128, arch.LearnedPositions, true, "transformer.", attnscale.SSMax, 2},
 		{"llama-tiny", arch.Llama, 2, 4, 2, 16, 64, 176, 256, 128, arch.RoPEPositions, false, "", "", 0},
-		{"llama-tiny-ssmax-bias", arch.Llama, 2, 4, 2, 16, 64, 176, 256, 128, arch.RoPEPositions, false, "", arch.VariantBias, 4},
+		{"llama-tiny-ssmax-bias", arch.Llama, 2, 4, 2, 16, 64, 176, 256, 128, arch.RoPEPositions, false, "", attnscale.Bias, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +67,7 @@ func TestLoadFixtures(t *testing.T) {
 			}
 			n := 0
 			for _, ts := range s.Tensors() {
-				if ts.Role == arch.RoleSSMaxS || ts.Role == arch.RoleSSMaxB {
+				if ts.Role.IsSSMax() {
 					n++
 				}
 			}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // Initialisation strategies for new SSMax parameters.
@@ -21,7 +23,7 @@ var Inits = []string{InitMatch, InitConst, InitIdentity}
 
 // InitRequest asks for the initial SSMax parameters of a variant.
 type InitRequest struct {
-	Variant Variant
+	Variant attnscale.Variant
 	Init    string
 	// TrainLen is L for InitMatch; 0 takes Context.
 	TrainLen int
@@ -43,13 +45,13 @@ func ResolveInit(r InitRequest) (InitValues, error) {
 	if v.TrainLen == 0 {
 		v.TrainLen = r.Context
 	}
-	if _, err := ParseVariant(string(r.Variant)); err != nil {
+	if _, err := attnscale.ParseSSMax(string(r.Variant)); err != nil {
 		return v, err
 	}
 	if v.TrainLen < 2 {
 		return v, fmt.Errorf("--train-len %d: must be at least 2 (ln(1) = 0)", v.TrainLen)
 	}
-	if r.B != nil && r.Variant != VariantBias {
+	if r.B != nil && r.Variant != attnscale.Bias {
 		return v, fmt.Errorf("--b sets the bias of the bias variant; variant %s has none", r.Variant)
 	}
 	if r.S != nil && r.Init != InitConst {
@@ -57,14 +59,14 @@ func ResolveInit(r InitRequest) (InitValues, error) {
 	}
 	switch r.Init {
 	case InitMatch:
-		v.S = 1 / math.Log(float64(v.TrainLen))
+		v.S = attnscale.MatchS(v.TrainLen)
 	case InitConst:
 		if r.S == nil {
 			return v, fmt.Errorf("--init const needs --s VALUE")
 		}
 		v.S = *r.S
 	case InitIdentity:
-		if r.Variant != VariantBias {
+		if r.Variant != attnscale.Bias {
 			return v, fmt.Errorf("--init identity needs --variant bias: only s*ln(n)+b can equal softmax (s=0, b=1) at every position; variant %s cannot", r.Variant)
 		}
 		if r.B != nil {

@@ -42,6 +42,9 @@ const (
 	RoleSSMaxB       Role = "ssmax_b" // F32 [heads]
 )
 
+// IsSSMax reports whether the role is an SSMax parameter (s or b).
+func (r Role) IsSSMax() bool { return r == RoleSSMaxS || r == RoleSSMaxB }
+
 // TensorSpec is one tensor a checkpoint of this spec holds.
 type TensorSpec struct {
 	Name  string
@@ -80,7 +83,7 @@ func (s *Spec) Tensors() []TensorSpec {
 func (s *Spec) Weights() []TensorSpec {
 	var out []TensorSpec
 	for _, t := range s.Tensors() {
-		if t.Role != RoleSSMaxS && t.Role != RoleSSMaxB {
+		if !t.Role.IsSSMax() {
 			out = append(out, t)
 		}
 	}

@@ -3,39 +3,9 @@ package arch
 import (
 	"fmt"
 	"slices"
+
+	"github.com/ssmax/ssmax/attnscale"
 )
-
-// Variant is an SSMax attention variant (see DESIGN.md).
-type Variant string
-
-// SSMax variants.
-const (
-	// VariantSSMax scales logits by s*ln(n), s learned per head.
-	VariantSSMax Variant = "ssmax"
-	// VariantFixed scales logits by ln(n), no parameter.
-	VariantFixed Variant = "fixed"
-	// VariantBias scales logits by s*ln(n)+b, s and b learned per head.
-	VariantBias Variant = "bias"
-)
-
-// Variants lists the SSMax variants.
-var Variants = []Variant{VariantSSMax, VariantFixed, VariantBias}
-
-// ParseVariant parses a variant name.
-func ParseVariant(s string) (Variant, error) {
-	for _, v := range Variants {
-		if string(v) == s {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("unknown SSMax variant %q (want ssmax, fixed or bias)", s)
-}
-
-// HasS reports whether the variant has a learned s per head.
-func (v Variant) HasS() bool { return v == VariantSSMax || v == VariantBias }
-
-// HasB reports whether the variant has a learned b per head.
-func (v Variant) HasB() bool { return v == VariantBias }
 
 // SSMaxConfigKey is the config.json key holding the SSMax object.
 const SSMaxConfigKey = "ssmax"
@@ -45,20 +15,20 @@ const SSMaxFormatVersion = 1
 
 // SSMaxConfig is the "ssmax" object of a converted checkpoint's config.json.
 type SSMaxConfig struct {
-	Variant  Variant  `json:"variant"`
-	Init     string   `json:"init"`
-	TrainLen int      `json:"train_len"`
-	SInit    *float64 `json:"s_init,omitempty"`
-	BInit    *float64 `json:"b_init,omitempty"`
-	Layers   []int    `json:"layers"`
-	Version  int      `json:"version"`
+	Variant  attnscale.Variant `json:"variant"`
+	Init     string            `json:"init"`
+	TrainLen int               `json:"train_len"`
+	SInit    *float64          `json:"s_init,omitempty"`
+	BInit    *float64          `json:"b_init,omitempty"`
+	Layers   []int             `json:"layers"`
+	Version  int               `json:"version"`
 }
 
 // Converts reports whether layer uses SSMax.
 func (c *SSMaxConfig) Converts(layer int) bool { return slices.Contains(c.Layers, layer) }
 
 func (c *SSMaxConfig) validate(layers int) error {
-	if _, err := ParseVariant(string(c.Variant)); err != nil {
+	if _, err := attnscale.ParseSSMax(string(c.Variant)); err != nil {
 		return fmt.Errorf("ssmax: %w", err)
 	}
 	if c.Version < 1 || c.Version > SSMaxFormatVersion {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -56,7 +56,7 @@ on an error or an interrupt nothing is left at DST. SRC is never modified.`,
 			}
 			o.Src, o.Dst = args[0], args[1]
 			var err error
-			if o.Variant, err = arch.ParseVariant(variant); err != nil {
+			if o.Variant, err = attnscale.ParseSSMax(variant); err != nil {
 				return fmt.Errorf("--variant: %w", err)
 			}
 			if c.Flags().Changed("s") {

@@ -57,7 +57,7 @@ func (f *evalModelFlags) open(i int, labels []string) (*evalModel, error) {
 	if tok.Name() != "bytes" {
 		key = kind + "|" + filepath.Clean(dir)
 	}
-	slog.Info("model", "dir", dir, "family", m.Spec.Family, "layers", m.Spec.Layers, "attention", m.Attention(0).Mode.String(), "tokenizer", tok.Name())
+	slog.Info("model", "dir", dir, "family", m.Spec.Family, "layers", m.Spec.Layers, "attention", m.Attention(0).Variant.String(), "tokenizer", tok.Name())
 	return &evalModel{dir: dir, label: labels[i], m: m, tok: tok, tokKey: key}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -215,13 +216,7 @@ func ssmaxTensors(spec *arch.Spec) []newTensor {
 		return nil
 	}
 	var out []newTensor
-	fill := func(v float64) []float32 {
-		x := make([]float32, spec.Heads)
-		for i := range x {
-			x[i] = float32(v)
-		}
-		return x
-	}
+	fill := func(v float64) []float32 { return attnscale.PerHead(spec.Heads, v) }
 	shape := []int64{int64(spec.Heads)}
 	for _, l := range spec.SSMax.Layers {
 		if spec.SSMax.Variant.HasS() {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/inspect"
@@ -74,15 +75,15 @@ func TestConvertFixtures(t *testing.T) {
 		opts    convert.Options
 		want    want
 	}{
-		{"gpt2 ssmax match", "gpt2-tiny", convert.Options{Variant: arch.VariantSSMax, Init: convert.InitMatch}, want{s: logL, hasS: true}},
-		{"gpt2 ssmax match L=1024", "gpt2-tiny", convert.Options{Variant: arch.VariantSSMax, Init: convert.InitMatch, TrainLen: 1024}, want{s: float32(1 / math.Log(1024)), hasS: true}},
-		{"gpt2 ssmax const", "gpt2-tiny", convert.Options{Variant: arch.VariantSSMax, Init: convert.InitConst, S: f64(0.43)}, want{s: 0.43, hasS: true}},
-		{"gpt2 fixed", "gpt2-tiny", convert.Options{Variant: arch.VariantFixed, Init: convert.InitMatch}, want{}},
-		{"llama ssmax match", "llama-tiny", convert.Options{Variant: arch.VariantSSMax, Init: convert.InitMatch}, want{s: logL, hasS: true}},
-		{"llama bias match", "llama-tiny", convert.Options{Variant: arch.VariantBias, Init: convert.InitMatch}, want{s: logL, b: 0, hasS: true, hasB: true}},
-		{"llama bias const b", "llama-tiny", convert.Options{Variant: arch.VariantBias, Init: convert.InitConst, S: f64(0.2), B: f64(0.5)}, want{s: 0.2, b: 0.5, hasS: true, hasB: true}},
-		{"llama bias identity", "llama-tiny", convert.Options{Variant: arch.VariantBias, Init: convert.InitIdentity}, want{s: 0, b: 1, hasS: true, hasB: true}},
-		{"llama fixed", "llama-tiny", convert.Options{Variant: arch.VariantFixed, Init: convert.InitMatch}, want{}},
+		{"gpt2 ssmax match", "gpt2-tiny", convert.Options{Variant: attnscale.SSMax, Init: convert.InitMatch}, want{s: logL, hasS: true}},
+		{"gpt2 ssmax match L=1024", "gpt2-tiny", convert.Options{Variant: attnscale.SSMax, Init: convert.InitMatch, TrainLen: 1024}, want{s: float32(1 / math.Log(1024)), hasS: true}},
+		{"gpt2 ssmax const", "gpt2-tiny", convert.Options{Variant: attnscale.SSMax, Init: convert.InitConst, S: f64(0.43)}, want{s: 0.43, hasS: true}},
+		{"gpt2 fixed", "gpt2-tiny", convert.Options{Variant: attnscale.Fixed, Init: convert.InitMatch}, want{}},
+		{"llama ssmax match", "llama-tiny", convert.Options{Variant: attnscale.SSMax, Init: convert.InitMatch}, want{s: logL, hasS: true}},
+		{"llama bias match", "llama-tiny", convert.Options{Variant: attnscale.Bias, Init: convert.InitMatch}, want{s: logL, b: 0, hasS: true, hasB: true}},
+		{"llama bias const b", "llama-tiny", convert.Options{Variant: attnscale.Bias, Init: convert.InitConst, S: f64(0.2), B: f64(0.5)}, want{s: 0.2, b: 0.5, hasS: true, hasB: true}},
+		{"llama bias identity", "llama-tiny", convert.Options{Variant: attnscale.Bias, Init: convert.InitIdentity}, want{s: 0, b: 1, hasS: true, hasB: true}},
+		{"llama fixed", "llama-tiny", convert.Options{Variant: attnscale.Fixed, Init: convert.InitMatch}, want{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,7 +202,7 @@ func jsonEqual(a, b any) bool {
 // converted fixture gives back gpt2-tiny's weight file byte for byte.
 func TestFixtureOrderAndRevert(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "out")
-	if _, err := convert.Run(context.Background(), convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitMatch}); err != nil {
+	if _, err := convert.Run(context.Background(), convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: attnscale.SSMax, Init: convert.InitMatch}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := safetensors.Open(filepath.Join(dst, "model.safetensors"))
@@ -247,14 +248,14 @@ func TestFixtureOrderAndRevert(t *testing.T) {
 func TestReinitAndAlreadyConverted(t *testing.T) {
 	src := filepath.Join(fixtures, "llama-tiny-ssmax-bias")
 	dst := filepath.Join(t.TempDir(), "out")
-	_, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitMatch})
+	_, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: attnscale.SSMax, Init: convert.InitMatch})
 	if !errors.Is(err, convert.ErrConverted) || !strings.Contains(err.Error(), "--reinit") {
 		t.Fatalf("error %v, want ErrConverted naming --reinit", err)
 	}
 	if _, err := os.Stat(dst); !os.IsNotExist(err) {
 		t.Fatalf("destination left behind: %v", err)
 	}
-	res, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitConst, S: f64(0.3), Reinit: true, Layers: "1"})
+	res, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: attnscale.SSMax, Init: convert.InitConst, S: f64(0.3), Reinit: true, Layers: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestReinitAndAlreadyConverted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.SSMax.Variant != arch.VariantSSMax || len(spec.SSMax.Layers) != 1 || spec.SSMax.Layers[0] != 1 {
+	if spec.SSMax.Variant != attnscale.SSMax || len(spec.SSMax.Layers) != 1 || spec.SSMax.Layers[0] != 1 {
 		t.Errorf("ssmax %+v", spec.SSMax)
 	}
 	if _, ok := c.Tensor("model.layers.0.self_attn.ssmax_s"); ok {
@@ -281,7 +282,7 @@ func TestReinitAndAlreadyConverted(t *testing.T) {
 func TestDTypeConversion(t *testing.T) {
 	src := filepath.Join(fixtures, "llama-tiny")
 	dst := filepath.Join(t.TempDir(), "out")
-	if _, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitMatch, DType: "bf16"}); err != nil {
+	if _, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: attnscale.SSMax, Init: convert.InitMatch, DType: "bf16"}); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := checkpoint.Open(src, checkpoint.Options{})
@@ -324,7 +325,7 @@ func TestShardedCheckpoint(t *testing.T) {
 		t.Fatalf("want a sharded source, got %v", srcIdx.Files())
 	}
 	dst := filepath.Join(t.TempDir(), "keep")
-	res, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: arch.VariantBias, Init: convert.InitIdentity})
+	res, err := convert.Run(context.Background(), convert.Options{Src: src, Dst: dst, Variant: attnscale.Bias, Init: convert.InitIdentity})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestShardedCheckpoint(t *testing.T) {
 		}
 	}
 	one := filepath.Join(t.TempDir(), "one")
-	res, err = convert.Run(context.Background(), convert.Options{Src: src, Dst: one, Variant: arch.VariantSSMax, Init: convert.InitMatch, ShardSize: 1 << 30})
+	res, err = convert.Run(context.Background(), convert.Options{Src: src, Dst: one, Variant: attnscale.SSMax, Init: convert.InitMatch, ShardSize: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			before := snapshot(t, base)
 			o := tc.o
 			if o.Variant == "" {
-				o.Variant = arch.VariantSSMax
+				o.Variant = attnscale.SSMax
 			}
 			if o.Init == "" {
 				o.Init = convert.InitMatch
@@ -470,7 +471,7 @@ func TestCancelLeavesNothing(t *testing.T) {
 	dst := filepath.Join(dir, "out")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := convert.Run(ctx, convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitMatch})
+	_, err := convert.Run(ctx, convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: attnscale.SSMax, Init: convert.InitMatch})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
@@ -484,7 +485,7 @@ func TestForceReplaces(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(dst, 0o755)
 	os.WriteFile(filepath.Join(dst, "stale"), []byte("x"), 0o644)
-	if _, err := convert.Run(context.Background(), convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: arch.VariantSSMax, Init: convert.InitMatch, Force: true}); err != nil {
+	if _, err := convert.Run(context.Background(), convert.Options{Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: dst, Variant: attnscale.SSMax, Init: convert.InitMatch, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "stale")); !os.IsNotExist(err) {

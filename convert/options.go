@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
@@ -31,7 +32,7 @@ type Options struct {
 	// ConfigPath is the source config.json when Src is a lone .safetensors file.
 	ConfigPath string
 	// Variant is the SSMax variant to add.
-	Variant arch.Variant
+	Variant attnscale.Variant
 	// Init is the initialisation strategy (InitMatch, InitConst, InitIdentity).
 	Init string
 	// TrainLen is L for InitMatch; 0 takes the checkpoint's context.

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/finetune"
 )
@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	o.log("bundled softmax checkpoint written to %s", r.Base)
 	if _, err := convert.Run(ctx, convert.Options{
-		Src: r.Base, Dst: r.Converted, Variant: arch.VariantSSMax, Init: convert.InitMatch,
+		Src: r.Base, Dst: r.Converted, Variant: attnscale.SSMax, Init: convert.InitMatch,
 		Command: "ssmax demo (convert --variant ssmax --init match)",
 	}); err != nil {
 		return nil, err

@@ -84,7 +84,7 @@ func NeedleAttention(ctx context.Context, m *model.Model, tok data.Tokenizer, ha
 	res := &AttentionResult{Length: opts.Length, Depth: opts.Depth, Trials: no.Trials, Seed: opts.Seed, Mass: make([][]float64, s.Layers)}
 	for l := range res.Mass {
 		res.Mass[l] = make([]float64, s.Heads)
-		res.Modes = append(res.Modes, m.Attention(l).Mode.String())
+		res.Modes = append(res.Modes, m.Attention(l).Variant.String())
 	}
 	plan := makePlan(opts.Seed, hay.NumFiles(), 1, 1, no.Trials, no.Digits)
 	for tr := 0; tr < no.Trials; tr++ {

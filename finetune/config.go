@@ -12,6 +12,7 @@ import (
 	"regexp"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // Config is a training run. Zero values take the defaults of Defaults.
@@ -78,7 +79,7 @@ func Defaults() Config {
 		Tokenizer: "auto", ValFraction: 0.05, BatchSize: 8, SeqLen: 256, GradAccum: 1,
 		LR: 3e-4, MinLR: 3e-5, Warmup: 0, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8,
 		WeightDecay: 0.1, ClipNorm: 1.0, Train: "all", Attention: "softmax",
-		Variant: string(arch.VariantSSMax), Init: arch.InitMatch, Seed: 1,
+		Variant: string(attnscale.SSMax), Init: arch.InitMatch, Seed: 1,
 		EvalEvery: 100, EvalBatches: 8, SaveEvery: 0, Keep: 2, Steps: 100,
 	}
 }
@@ -131,7 +132,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--switch-to-ssmax-at must not be negative")
 	}
 	if c.SwitchToSSMaxAt > 0 {
-		if _, err := arch.ParseVariant(c.Variant); err != nil {
+		if _, err := attnscale.ParseSSMax(c.Variant); err != nil {
 			return fmt.Errorf("--variant: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/data"
 	"github.com/ssmax/ssmax/finetune"
@@ -144,7 +145,7 @@ func TestSwitchToSSMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.SSMax == nil || spec.SSMax.Variant != arch.VariantBias || len(spec.SSMax.Layers) != spec.Layers {
+	if spec.SSMax == nil || spec.SSMax.Variant != attnscale.Bias || len(spec.SSMax.Layers) != spec.Layers {
 		t.Fatalf("final SSMax state %+v", spec.SSMax)
 	}
 	s, _ := c.Float32s(spec.SSMaxS(0))

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/optimizers/adam"
-	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/model"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -61,7 +60,7 @@ func newOptimizer(cfg *Config) *optimizer {
 // groupOf names the group a parameter belongs to.
 func groupOf(p *model.Param) string {
 	switch {
-	case p.Role == arch.RoleSSMaxS || p.Role == arch.RoleSSMaxB:
+	case p.Role.IsSSMax():
 		return groupSSMax
 	case len(p.StoredShape) >= 2:
 		return groupDecay

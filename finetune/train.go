@@ -8,8 +8,8 @@ import (
 	"runtime/debug"
 
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/data"
-	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -162,11 +162,10 @@ func (t *trainer) setupModel() (string, error) {
 // applySSMax switches every softmax layer to variant, initialised by init
 // (with the run's --s/--b/--train-len).
 func (t *trainer) applySSMax(variant, init string) error {
-	m := t.m
-	if m == nil {
+	if t.m == nil {
 		return fmt.Errorf("no model")
 	}
-	v, err := arch.ParseVariant(variant)
+	v, err := attnscale.ParseSSMax(variant)
 	if err != nil {
 		return err
 	}
@@ -174,39 +173,6 @@ func (t *trainer) applySSMax(variant, init string) error {
 	if trainLen == 0 {
 		trainLen = t.cfg.SeqLen
 	}
-	req := arch.InitRequest{Variant: v, Init: init, TrainLen: trainLen, Context: m.Spec.Context, S: t.cfg.S, B: t.cfg.B}
-	iv, err := arch.ResolveInit(req)
-	if err != nil {
-		return err
-	}
-	mode, err := kernels.ParseMode(variant)
-	if err != nil {
-		return err
-	}
-	fill := func(x float64) []float32 {
-		out := make([]float32, m.Spec.Heads)
-		for i := range out {
-			out[i] = float32(x)
-		}
-		return out
-	}
-	var layers []int
-	for l := 0; l < m.Spec.Layers; l++ {
-		if m.Attention(l).Mode != kernels.Softmax {
-			continue
-		}
-		var s, b []float32
-		if v.HasS() {
-			s = fill(iv.S)
-		}
-		if v.HasB() {
-			b = fill(iv.B)
-		}
-		if err := m.SetAttention(l, mode, s, b); err != nil {
-			return err
-		}
-		layers = append(layers, l)
-	}
-	m.Spec.SSMax = arch.NewSSMaxConfig(req, iv, layers)
-	return nil
+	_, err = t.m.ConvertToSSMax(arch.InitRequest{Variant: v, Init: init, TrainLen: trainLen, S: t.cfg.S, B: t.cfg.B})
+	return err
 }

@@ -59,7 +59,7 @@ func selectTrainable(ps []*model.Param, c *Config) ([]*model.Param, error) {
 		case "attention":
 			on = isAttention(p.Role)
 		case "ssmax":
-			on = p.Role == arch.RoleSSMaxS || p.Role == arch.RoleSSMaxB
+			on = p.Role.IsSSMax()
 		}
 		if matches(train, p.Name) {
 			on = true

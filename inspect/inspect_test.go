@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/inspect"
 )
 
@@ -132,7 +132,7 @@ func checkSSMaxStats(t *testing.T, r *inspect.Report) {
 		if l.S == nil || !near(l.S.Min, sMin) || !near(l.S.Max, sMax) || !near(l.S.Mean, (sMin+sMax)/2) {
 			t.Errorf("layer %d s stats %+v, want min %g max %g", l.Layer, l.S, sMin, sMax)
 		}
-		if r.SSMax.Variant == arch.VariantBias {
+		if r.SSMax.Variant == attnscale.Bias {
 			bMin := 0.1*(0-(h-1)/2) + 0.05*layer - 0.03
 			bMax := 0.1*((h-1)-(h-1)/2) + 0.05*layer - 0.03
 			if l.B == nil || !near(l.B.Min, bMin) || !near(l.B.Max, bMax) {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // AttentionConfig describes the geometry and scaling of Attention and
@@ -18,8 +19,9 @@ type AttentionConfig struct {
 	Heads, KVHeads int
 	// HeadDim is the size of one head.
 	HeadDim int
-	// Mode selects the logit scale (see Scale).
-	Mode Mode
+	// Variant selects the logit scale (see attnscale.Factor); the zero
+	// value "" is softmax.
+	Variant attnscale.Variant
 	// Segments lists the start row of every document/sequence packed in the
 	// input, sorted strictly ascending with Segments[0] == 0. nil (or empty)
 	// means a single document. Attention never crosses a segment start.
@@ -52,8 +54,8 @@ func (c AttentionConfig) Validate(rows int) error {
 	if c.Heads%c.KVHeads != 0 {
 		return fmt.Errorf("attention config: KVHeads (%d) must divide Heads (%d)", c.KVHeads, c.Heads)
 	}
-	if !c.Mode.Valid() {
-		return fmt.Errorf("attention config: invalid mode %v", c.Mode)
+	if c.Variant != "" && !c.Variant.Valid() {
+		return fmt.Errorf("attention config: invalid attention variant %q", c.Variant)
 	}
 	if c.Window != 0 {
 		return fmt.Errorf("attention config: sliding-window attention (Window=%d) is not implemented", c.Window)
@@ -99,12 +101,12 @@ func (c AttentionConfig) segmentBounds(rows int) [][2]int {
 }
 
 // Attention returns causal multi-head attention with the logit scale of
-// cfg.Mode. q is [T, Heads*HeadDim]; k and v are [T, KVHeads*HeadDim]; the
+// cfg.Variant. q is [T, Heads*HeadDim]; k and v are [T, KVHeads*HeadDim]; the
 // result is [T, Heads*HeadDim].
 //
 // For query row t of head h in the segment starting at row a, keys j range
 // over [a, t] and n = t−a+1. With z_tj = q_t·k_j/√HeadDim, the logits are
-// l_tj = c_t·z_tj where c_t = Scale(cfg.Mode, s[h], b[h], n), and
+// l_tj = c_t·z_tj where c_t = attnscale.Factor(cfg.Variant, s[h], b[h], n), and
 // out_t = Σ_j softmax_j(l_t)·v_j. With cfg.RoPE, q and k are first rotated.
 //
 // s and b hold one value per query head (a 1×Heads or Heads×1 matrix). s is
@@ -162,10 +164,10 @@ func (f *attentionFn) Operands() []mat.Tensor {
 	if f.qkv != nil {
 		ops = []mat.Tensor{f.qkv}
 	}
-	if f.cfg.Mode.UsesS() && f.s != nil {
+	if f.cfg.Variant.HasS() && f.s != nil {
 		ops = append(ops, f.s)
 	}
-	if f.cfg.Mode.UsesB() && f.b != nil {
+	if f.cfg.Variant.HasB() && f.b != nil {
 		ops = append(ops, f.b)
 	}
 	return ops
@@ -173,12 +175,12 @@ func (f *attentionFn) Operands() []mat.Tensor {
 
 // params returns the s and b values required by the mode (nil otherwise).
 func (f *attentionFn) params() (s, b []float32, err error) {
-	if f.cfg.Mode.UsesS() {
+	if f.cfg.Variant.HasS() {
 		if s, err = vector("Attention", "s", f.s, f.cfg.Heads); err != nil {
 			return nil, nil, err
 		}
 	}
-	if f.cfg.Mode.UsesB() {
+	if f.cfg.Variant.HasB() {
 		if b, err = vector("Attention", "b", f.b, f.cfg.Heads); err != nil {
 			return nil, nil, err
 		}
@@ -277,7 +279,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		}
 		for _, sg := range f.segs {
 			for t := sg[0]; t < sg[1]; t++ {
-				fac[h*T+t] = float32(float64(Scale(cfg.Mode, sh, bh, t-sg[0]+1)) * invSqrt)
+				fac[h*T+t] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, t-sg[0]+1)) * invSqrt)
 			}
 		}
 	}
@@ -364,20 +366,20 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		give(f.k, dk)
 		give(f.v, dv)
 	}
-	if cfg.Mode.UsesS() && f.s.RequiresGrad() {
+	if cfg.Variant.HasS() && f.s.RequiresGrad() {
 		ds := make([]float32, H)
 		for h := range ds {
 			var acc float64
 			for _, sg := range f.segs {
 				for t := sg[0]; t < sg[1]; t++ {
-					acc += dc[h*T+t] * logN(t-sg[0]+1)
+					acc += dc[h*T+t] * attnscale.LogN(t-sg[0]+1)
 				}
 			}
 			ds[h] = float32(acc)
 		}
 		accGrad(f.s, ds)
 	}
-	if cfg.Mode.UsesB() && f.b.RequiresGrad() {
+	if cfg.Variant.HasB() && f.b.RequiresGrad() {
 		db := make([]float32, H)
 		for h := range db {
 			var acc float64
@@ -799,10 +801,10 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 		panic(fmt.Sprintf("kernels.AttendCached: out has %d values, want %d (%d rows × %d)", len(out), newRows*qw, newRows, qw))
 	case len(kCache) < total*kw || len(vCache) < total*kw:
 		panic(fmt.Sprintf("kernels.AttendCached: kCache/vCache have %d/%d values, want %d (%d rows × %d)", len(kCache), len(vCache), total*kw, total, kw))
-	case cfg.Mode.UsesS() && len(s) < H:
-		panic(fmt.Sprintf("kernels.AttendCached: mode %v needs %d values of s, got %d", cfg.Mode, H, len(s)))
-	case cfg.Mode.UsesB() && len(b) < H:
-		panic(fmt.Sprintf("kernels.AttendCached: mode %v needs %d values of b, got %d", cfg.Mode, H, len(b)))
+	case cfg.Variant.HasS() && len(s) < H:
+		panic(fmt.Sprintf("kernels.AttendCached: variant %v needs %d values of s, got %d", cfg.Variant, H, len(s)))
+	case cfg.Variant.HasB() && len(b) < H:
+		panic(fmt.Sprintf("kernels.AttendCached: variant %v needs %d values of b, got %d", cfg.Variant, H, len(b)))
 	}
 	if newRows == 0 {
 		return
@@ -812,14 +814,14 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 	invSqrt := invSqrtDim(d)
 	for h := 0; h < H; h++ {
 		var sh, bh float32
-		if cfg.Mode.UsesS() {
+		if cfg.Variant.HasS() {
 			sh = s[h]
 		}
-		if cfg.Mode.UsesB() {
+		if cfg.Variant.HasB() {
 			bh = b[h]
 		}
 		for r := 0; r < newRows; r++ {
-			fac[h*newRows+r] = float32(float64(Scale(cfg.Mode, sh, bh, past+r+1)) * invSqrt)
+			fac[h*newRows+r] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, past+r+1)) * invSqrt)
 		}
 	}
 	if newRows <= attendDirectRows && total >= attendDirectKeys {

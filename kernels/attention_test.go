@@ -7,6 +7,7 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 var attentionCases = []struct {
@@ -21,14 +22,14 @@ var attentionCases = []struct {
 	{33, 4, 4, 4, nil},
 }
 
-var allModes = []Mode{Softmax, SSMax, Fixed, Bias}
+var allModes = []attnscale.Variant{attnscale.Softmax, attnscale.SSMax, attnscale.Fixed, attnscale.Bias}
 
 func TestAttention(t *testing.T) {
 	for i, c := range attentionCases {
 		for _, mode := range allModes {
 			name := fmt.Sprintf("T%d_h%d_kv%d_d%d_seg%d_%v", c.rows, c.heads, c.kvHeads, c.hd, len(c.segments), mode)
 			t.Run(name, func(t *testing.T) {
-				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Mode: mode, Segments: c.segments}
+				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Variant: mode, Segments: c.segments}
 				r := newRand(uint64(1200 + i))
 				qw, kw := c.heads*c.hd, c.kvHeads*c.hd
 				ins := []input{
@@ -36,18 +37,18 @@ func TestAttention(t *testing.T) {
 					{name: "k", data: randn(r, c.rows*kw, 1), rows: c.rows, cols: kw},
 					{name: "v", data: randn(r, c.rows*kw, 1), rows: c.rows, cols: kw},
 				}
-				if mode.UsesS() {
+				if mode.HasS() {
 					ins = append(ins, input{name: "s", data: uniform(r, c.heads, 0.2, 1.2), rows: 1, cols: c.heads})
 				}
-				if mode.UsesB() {
+				if mode.HasB() {
 					ins = append(ins, input{name: "b", data: uniform(r, c.heads, -0.5, 0.5), rows: c.heads, cols: 1})
 				}
 				// Inputs: q, k, v, then s and b when the mode uses them.
 				si, bi := -1, -1
-				if mode.UsesS() {
+				if mode.HasS() {
 					si = 3
 				}
-				if mode.UsesB() {
+				if mode.HasB() {
 					bi = 4
 				}
 				checkOp(t, uint64(i), ins,
@@ -81,18 +82,18 @@ func TestAttention(t *testing.T) {
 func TestAttentionUnusedParams(t *testing.T) {
 	r := newRand(1300)
 	const T, H, d = 9, 2, 4
-	for _, mode := range []Mode{Softmax, Fixed, SSMax} {
+	for _, mode := range []attnscale.Variant{attnscale.Softmax, attnscale.Fixed, attnscale.SSMax} {
 		q := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
 		k := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
 		v := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
 		s := nn.NewParam(newDense32([]float32{0.5, 0.7}, 1, H))
 		b := nn.NewParam(newDense32([]float32{0.1, 0.2}, 1, H))
-		y := Attention(q, k, v, s, b, AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: mode})
+		y := Attention(q, k, v, s, b, AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Variant: mode})
 		backwardWith(t, y, randn(r, T*H*d, 1))
 		if !q.HasGrad() || !k.HasGrad() || !v.HasGrad() {
 			t.Errorf("%v: q/k/v gradients missing", mode)
 		}
-		if s.HasGrad() != mode.UsesS() || b.HasGrad() {
+		if s.HasGrad() != mode.HasS() || b.HasGrad() {
 			t.Errorf("%v: s has grad %v, b has grad %v", mode, s.HasGrad(), b.HasGrad())
 		}
 	}
@@ -109,7 +110,7 @@ func TestAttentionSegments(t *testing.T) {
 	s := uniform(r, H, 0.3, 1)
 	b := uniform(r, H, -0.3, 0.3)
 	for _, mode := range allModes {
-		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: mode, Segments: segs}
+		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Variant: mode, Segments: segs}
 		full := Attention(newDense32(q, T, H*d), newDense32(k, T, KVH*d), newDense32(v, T, KVH*d),
 			newDense32(s, 1, H), newDense32(b, 1, H), cfg).Value().Data().F32()
 		for i, a := range segs {
@@ -145,14 +146,14 @@ func TestAttendCached(t *testing.T) {
 				v := randn(r, T*kw, 1)
 				s := uniform(r, c.h, 0.3, 1)
 				b := uniform(r, c.h, -0.3, 0.3)
-				cfg := AttentionConfig{Heads: c.h, KVHeads: c.kv, HeadDim: c.d, Mode: mode}
+				cfg := AttentionConfig{Heads: c.h, KVHeads: c.kv, HeadDim: c.d, Variant: mode}
 				want := Attention(newDense32(q, T, qw), newDense32(k, T, kw), newDense32(v, T, kw),
 					newDense32(s, 1, c.h), newDense32(b, 1, c.h), cfg).Value().Data().F32()
 				var sv, bv []float32
-				if mode.UsesS() {
+				if mode.HasS() {
 					sv = s
 				}
-				if mode.UsesB() {
+				if mode.HasB() {
 					bv = b
 				}
 				got := make([]float32, T*qw)
@@ -179,45 +180,8 @@ func TestAttendCached(t *testing.T) {
 	}
 }
 
-func TestScale(t *testing.T) {
-	const s, b = 0.5, 0.25
-	for _, c := range []struct {
-		mode Mode
-		n    int
-		want float64
-	}{
-		{Softmax, 100, 1}, {SSMax, 1, 0}, {SSMax, 100, s * math.Log(100)},
-		{Fixed, 1, 0}, {Fixed, 1000, math.Log(1000)},
-		{Bias, 1, b}, {Bias, 16384, s*math.Log(16384) + b}, {SSMax, 0, 0},
-	} {
-		if got := Scale(c.mode, s, b, c.n); math.Abs(float64(got)-c.want) > 1e-6*math.Max(1, c.want) {
-			t.Errorf("Scale(%v, n=%d) = %v, want %v", c.mode, c.n, got, c.want)
-		}
-	}
-	for _, m := range allModes {
-		p, err := ParseMode(" " + m.String() + " ")
-		if err != nil || p != m {
-			t.Errorf("ParseMode(%q) = %v, %v", m.String(), p, err)
-		}
-		text, _ := m.MarshalText()
-		var u Mode
-		if err := u.UnmarshalText(text); err != nil || u != m {
-			t.Errorf("text round trip of %v: %v, %v", m, u, err)
-		}
-	}
-	if _, err := ParseMode("SSMAX"); err != nil {
-		t.Errorf("ParseMode is case-insensitive: %v", err)
-	}
-	if _, err := ParseMode("flash"); err == nil {
-		t.Error("ParseMode(flash) succeeded")
-	}
-	if Mode(9).String() != "Mode(9)" || Mode(9).Valid() {
-		t.Error("unknown mode")
-	}
-}
-
 func TestAttentionConfigValidate(t *testing.T) {
-	ok := AttentionConfig{Heads: 4, KVHeads: 2, HeadDim: 8, Mode: SSMax, Segments: []int{0, 3}}
+	ok := AttentionConfig{Heads: 4, KVHeads: 2, HeadDim: 8, Variant: attnscale.SSMax, Segments: []int{0, 3}}
 	if err := ok.Validate(10); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
@@ -225,7 +189,7 @@ func TestAttentionConfigValidate(t *testing.T) {
 		"heads":       {Heads: 0, KVHeads: 1, HeadDim: 8},
 		"kv divide":   {Heads: 4, KVHeads: 3, HeadDim: 8},
 		"headdim":     {Heads: 4, KVHeads: 4},
-		"mode":        {Heads: 1, KVHeads: 1, HeadDim: 1, Mode: 7},
+		"variant":     {Heads: 1, KVHeads: 1, HeadDim: 1, Variant: "flash"},
 		"window":      {Heads: 1, KVHeads: 1, HeadDim: 1, Window: 128},
 		"first seg":   {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{1, 3}},
 		"unsorted":    {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{0, 5, 5}},
@@ -241,7 +205,7 @@ func TestAttentionConfigValidate(t *testing.T) {
 func BenchmarkAttention(b *testing.B) {
 	const T, H, d = 1024, 6, 64
 	r := newRand(1)
-	for _, mode := range []Mode{Softmax, SSMax} {
+	for _, mode := range []attnscale.Variant{attnscale.Softmax, attnscale.SSMax} {
 		for _, pass := range []string{"forward", "forward+backward"} {
 			b.Run(fmt.Sprintf("T%d_h%d_d%d_%v_%s", T, H, d, mode, pass), func(b *testing.B) {
 				q := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
@@ -249,7 +213,7 @@ func BenchmarkAttention(b *testing.B) {
 				v := nn.NewParam(newDense32(randn(r, T*H*d, 1), T, H*d))
 				s := nn.NewParam(newDense32(uniform(r, H, 0.3, 1), 1, H))
 				grad := newDense32(randn(r, T*H*d, 1), T, H*d)
-				cfg := AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: mode}
+				cfg := AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Variant: mode}
 				b.ResetTimer()
 				var cm cpuMeter
 				cm.start()
@@ -277,19 +241,19 @@ func TestAttentionQKVRoPE(t *testing.T) {
 		if c.hd%2 != 0 {
 			continue
 		}
-		for _, mode := range []Mode{Softmax, Bias} {
+		for _, mode := range []attnscale.Variant{attnscale.Softmax, attnscale.Bias} {
 			t.Run(fmt.Sprintf("T%d_h%d_kv%d_d%d_%v", c.rows, c.heads, c.kvHeads, c.hd, mode), func(t *testing.T) {
 				r := newRand(uint64(1600 + i))
 				pos := make([]int, c.rows)
 				for j := range pos {
 					pos[j] = r.IntN(50)
 				}
-				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Mode: mode, Segments: c.segments,
+				cfg := AttentionConfig{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.hd, Variant: mode, Segments: c.segments,
 					RoPE: &RoPEConfig{Theta: 500, Positions: pos}}
 				qw, kw := c.heads*c.hd, c.kvHeads*c.hd
 				w := qw + 2*kw
 				ins := []input{{name: "qkv", data: randn(r, c.rows*w, 1), rows: c.rows, cols: w}}
-				if mode.UsesS() {
+				if mode.HasS() {
 					ins = append(ins, input{name: "s", data: uniform(r, c.heads, 0.2, 1.2), rows: 1, cols: c.heads})
 					ins = append(ins, input{name: "b", data: uniform(r, c.heads, -0.5, 0.5), rows: c.heads, cols: 1})
 				}
@@ -305,14 +269,14 @@ func TestAttentionQKVRoPE(t *testing.T) {
 				checkOp(t, uint64(i), ins,
 					func(x []mat.Tensor) mat.Tensor {
 						var s, b mat.Tensor
-						if mode.UsesS() {
+						if mode.HasS() {
 							s, b = x[1], x[2]
 						}
 						return AttentionQKV(x[0], s, b, cfg)
 					},
 					func(x [][]float64) []float64 {
 						var s, b []float64
-						if mode.UsesS() {
+						if mode.HasS() {
 							s, b = x[1], x[2]
 						}
 						q, k, v := split(x[0])
@@ -349,7 +313,7 @@ func TestAttentionFusedMatchesComposition(t *testing.T) {
 	x := randn(r, T*w, 1)
 	sv := uniform(r, H, 0.3, 1)
 	g := randn(r, T*qw, 1)
-	cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: SSMax, Segments: segs}
+	cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Variant: attnscale.SSMax, Segments: segs}
 	run := func(fused bool) (out, dx, ds []float32) {
 		p := nn.NewParam(newDense32(x, T, w))
 		s := nn.NewParam(newDense32(sv, 1, H))
@@ -395,7 +359,7 @@ func TestAttendCachedLongCache(t *testing.T) {
 	q, k, v := randn(r, T*qw, 1), randn(r, T*kw, 1), randn(r, T*kw, 1)
 	s, b := uniform(r, H, 0.3, 1), uniform(r, H, -0.3, 0.3)
 	for _, mode := range allModes {
-		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Mode: mode}
+		cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: d, Variant: mode}
 		want := Attention(newDense32(q, T, qw), newDense32(k, T, kw), newDense32(v, T, kw),
 			newDense32(s, 1, H), newDense32(b, 1, H), cfg).Value().Data().F32()
 		for _, n := range []int{1, attendDirectRows} {

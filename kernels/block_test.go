@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // TestBlockChain runs a small pre-norm transformer block built from every
@@ -21,7 +22,7 @@ func TestBlockChain(t *testing.T) {
 	ids := []int{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}
 	targets := []int{1, 4, 1, 5, -1, 2, 6, 5, 3, 5, 8, -1}
 	pos := []int{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6}
-	cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: hd, Mode: Bias, Segments: []int{0, 5}}
+	cfg := AttentionConfig{Heads: H, KVHeads: KVH, HeadDim: hd, Variant: attnscale.Bias, Segments: []int{0, 5}}
 	r := newRand(1600)
 	ins := []input{
 		{name: "E", data: randn(r, V*D, 1), rows: V, cols: D},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // TestShapeErrors calls Forward directly: through ag.Operator.Run, spago
@@ -13,7 +14,7 @@ import (
 func TestShapeErrors(t *testing.T) {
 	m := func(r, c int) mat.Tensor { return newMatrix(r, c) }
 	f64 := mat.NewDense[float64](mat.WithShape(2, 2))
-	att := AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Mode: SSMax}
+	att := AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Variant: attnscale.SSMax}
 	cases := []struct {
 		name string
 		fn   ag.AutoGradFunction
@@ -49,7 +50,7 @@ func TestShapeErrors(t *testing.T) {
 		{"attention rows", &attentionFn{q: m(3, 8), k: m(4, 4), v: m(3, 4), s: m(1, 2), cfg: att}, "k is [4,4]"},
 		{"attention s missing", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), cfg: att}, "s is nil"},
 		{"attention s size", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), s: m(1, 3), cfg: att}, "s must be a vector of 2"},
-		{"attention b missing", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), s: m(1, 2), cfg: AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Mode: Bias}}, "b is nil"},
+		{"attention b missing", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), s: m(1, 2), cfg: AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Variant: attnscale.Bias}}, "b is nil"},
 		{"attention kv", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), cfg: AttentionConfig{Heads: 2, KVHeads: 3, HeadDim: 4}}, "must divide"},
 		{"attention segments", &attentionFn{q: m(3, 8), k: m(3, 4), v: m(3, 4), cfg: AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Segments: []int{0, 3}}}, "segment start 3"},
 	}
@@ -66,7 +67,7 @@ func TestShapeErrors(t *testing.T) {
 }
 
 func TestAttendCachedPanics(t *testing.T) {
-	cfg := AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Mode: SSMax}
+	cfg := AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Variant: attnscale.SSMax}
 	cases := map[string]func(){
 		"short kv": func() {
 			AttendCached(make([]float32, 8), make([]float32, 8), make([]float32, 4), make([]float32, 8), 1, 1, []float32{1, 1}, nil, cfg)

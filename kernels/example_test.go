@@ -7,6 +7,7 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/kernels"
 )
 
@@ -32,7 +33,7 @@ func Example() {
 	s := nn.NewParam(mat.NewDense[float32](mat.WithShape(1, H), mat.WithBacking([]float32{0.4, 0.6})))
 
 	x := kernels.Embedding(emb, []int{1, 2, 3, 4})
-	cfg := kernels.AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Mode: kernels.SSMax}
+	cfg := kernels.AttentionConfig{Heads: H, KVHeads: H, HeadDim: d, Variant: attnscale.SSMax}
 	a := kernels.Attention(kernels.Linear(x, wq, nil, false), kernels.Linear(x, wk, nil, false), kernels.Linear(x, wv, nil, false), s, nil, cfg)
 	logits := kernels.Linear(kernels.Add(x, a), emb, nil, false)
 	loss := kernels.CrossEntropy(logits, []int{2, 3, 4, -1})

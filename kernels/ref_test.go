@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+
+	"github.com/ssmax/ssmax/attnscale"
+)
 
 // Straightforward float64 reference implementations used by the tests.
 
@@ -187,12 +191,12 @@ func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []floa
 				z /= math.Sqrt(float64(d))
 				n := float64(t - start(t) + 1)
 				c := 1.0
-				switch cfg.Mode {
-				case SSMax:
+				switch cfg.Variant {
+				case attnscale.SSMax:
 					c = s[h] * math.Log(n)
-				case Fixed:
+				case attnscale.Fixed:
 					c = math.Log(n)
-				case Bias:
+				case attnscale.Bias:
 					c = s[h]*math.Log(n) + b[h]
 				}
 				scores[t*rows+j] = c * z

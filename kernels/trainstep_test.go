@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/nlpodyssey/spago/ag"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/eval"
 	"github.com/ssmax/ssmax/finetune"
-	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -48,13 +48,13 @@ func BenchmarkTrainStep(b *testing.B) {
 	for _, c := range []struct {
 		name         string
 		batch, seq   int
-		attention    kernels.Mode
+		attention    attnscale.Variant
 		attentionTag string
 	}{
-		{"s1", 8, 256, kernels.Softmax, "softmax"},
-		{"s2", 8, 256, kernels.Softmax, "softmax"},
-		{"s1", 8, 256, kernels.SSMax, "ssmax"},
-		{"s3", 4, 256, kernels.Softmax, "softmax"},
+		{"s1", 8, 256, attnscale.Softmax, "softmax"},
+		{"s2", 8, 256, attnscale.Softmax, "softmax"},
+		{"s1", 8, 256, attnscale.SSMax, "ssmax"},
+		{"s3", 4, 256, attnscale.Softmax, "softmax"},
 	} {
 		b.Run(fmt.Sprintf("%s_%s", c.name, c.attentionTag), func(b *testing.B) {
 			cfg, err := finetune.LoadPreset("../bench/models/" + c.name + ".yaml")
@@ -65,13 +65,13 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if c.attention == kernels.SSMax {
+			if c.attention == attnscale.SSMax {
 				s := make([]float32, m.Spec.Heads)
 				for i := range s {
-					s[i] = model.MatchInit(c.seq)
+					s[i] = float32(attnscale.MatchS(c.seq))
 				}
 				for l := 0; l < m.Spec.Layers; l++ {
-					if err := m.SetAttention(l, kernels.SSMax, s, nil); err != nil {
+					if err := m.SetAttention(l, attnscale.SSMax, s, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -3,7 +3,7 @@ package model
 import (
 	"math"
 
-	"github.com/ssmax/ssmax/kernels"
+	"github.com/ssmax/ssmax/attnscale"
 )
 
 // attentionProbe records, during Decoder.Feed, the attention probabilities
@@ -30,7 +30,7 @@ func (d *Decoder) ProbeAttention(on bool) {
 // LastAttention returns the attention probabilities of the last position fed
 // by the latest Feed call made while probing was on, indexed [layer][query
 // head][key position]: the softmax, with the layer's SSMax scale for n =
-// position+1 keys (kernels.Scale), of q·k/√head_dim over every cached key,
+// position+1 keys (attnscale.Factor), of q·k/√head_dim over every cached key,
 // computed in float64. Each row sums to 1. It returns nil when probing is off
 // or nothing was fed since it was turned on. The slices belong to the
 // decoder and are replaced by the next Feed.
@@ -61,13 +61,13 @@ func (p *attentionProbe) record(m *Model, l int, q, kCache []float32, past, newR
 	rows := make([][]float64, H)
 	for h := 0; h < H; h++ {
 		var sh, bh float32
-		if a.Mode.UsesS() {
+		if a.Variant.HasS() {
 			sh = sv[h]
 		}
-		if a.Mode.UsesB() {
+		if a.Variant.HasB() {
 			bh = bv[h]
 		}
-		c := float64(kernels.Scale(a.Mode, sh, bh, t+1))
+		c := float64(attnscale.Factor(a.Variant, sh, bh, t+1))
 		qr := q[(newRows-1)*qw+h*hd : (newRows-1)*qw+(h+1)*hd]
 		kvo := (h / group) * hd
 		row := make([]float64, t+1)

@@ -7,18 +7,19 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/kernels"
 )
 
 // naiveScale is the SSMax scale written out from the paper, independently
-// of kernels.Scale.
-func naiveScale(mode kernels.Mode, s, b float64, n int) float64 {
+// of attnscale.Factor.
+func naiveScale(mode attnscale.Variant, s, b float64, n int) float64 {
 	switch mode {
-	case kernels.SSMax:
+	case attnscale.SSMax:
 		return s * math.Log(float64(n))
-	case kernels.Fixed:
+	case attnscale.Fixed:
 		return math.Log(float64(n))
-	case kernels.Bias:
+	case attnscale.Bias:
 		return s*math.Log(float64(n)) + b
 	}
 	return 1
@@ -52,7 +53,7 @@ func naiveLastAttention(m *Model, ids []int) [][][]float64 {
 			if a.B != nil {
 				bh = float64(a.B.Values()[hd])
 			}
-			c := naiveScale(a.Mode, sh, bh, T)
+			c := naiveScale(a.Variant, sh, bh, T)
 			kvh := hd / (s.Heads / s.KVHeads)
 			logits := make([]float64, T)
 			for j := 0; j < T; j++ {
@@ -84,14 +85,14 @@ func naiveLastAttention(m *Model, ids []int) [][][]float64 {
 func TestLastAttention(t *testing.T) {
 	cases := []struct {
 		fixture string
-		mode    kernels.Mode
+		mode    attnscale.Variant
 		chunks  []int // tokens per Feed call
 	}{
-		{"gpt2-tiny", kernels.Softmax, []int{12}},
-		{"gpt2-tiny-ssmax", kernels.SSMax, []int{9, 1, 1, 1}},
-		{"llama-tiny", kernels.Softmax, []int{1, 11}},
-		{"llama-tiny", kernels.Fixed, []int{12}},
-		{"llama-tiny-ssmax-bias", kernels.Bias, []int{5, 7}},
+		{"gpt2-tiny", attnscale.Softmax, []int{12}},
+		{"gpt2-tiny-ssmax", attnscale.SSMax, []int{9, 1, 1, 1}},
+		{"llama-tiny", attnscale.Softmax, []int{1, 11}},
+		{"llama-tiny", attnscale.Fixed, []int{12}},
+		{"llama-tiny-ssmax-bias", attnscale.Bias, []int{5, 7}},
 	}
 	ids := []int{3, 17, 42, 99, 5, 250, 8, 8, 61, 123, 77, 200}
 	for _, tc := range cases {
@@ -100,14 +101,14 @@ func TestLastAttention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.mode == kernels.Fixed {
+			if tc.mode == attnscale.Fixed {
 				for l := 0; l < m.Spec.Layers; l++ {
-					if err := m.SetAttention(l, kernels.Fixed, nil, nil); err != nil {
+					if err := m.SetAttention(l, attnscale.Fixed, nil, nil); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
-			if got := m.Attention(0).Mode; got != tc.mode {
+			if got := m.Attention(0).Variant; got != tc.mode {
 				t.Fatalf("mode %v, want %v", got, tc.mode)
 			}
 			plain, probed := m.NewDecoder(), m.NewDecoder()

@@ -66,7 +66,7 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 		}
 		out := make([]float32, len(ids)*s.Heads*s.HeadDim)
 		kernels.AttendCached(out, values(q), d.k[l], d.v[l], d.n, len(ids), sv, bv, kernels.AttentionConfig{
-			Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode,
+			Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Variant: a.Variant,
 		})
 		if d.probe != nil {
 			d.probe.record(m, l, values(q), d.k[l], d.n, len(ids), a)

@@ -205,7 +205,7 @@ func (m *Model) attention(l int, h mat.Tensor, pos, segments []int) mat.Tensor {
 	if a.B != nil {
 		bp = a.B.Param
 	}
-	cfg := kernels.AttentionConfig{Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Mode: a.Mode, Segments: segments}
+	cfg := kernels.AttentionConfig{Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Variant: a.Variant, Segments: segments}
 	if s.Position == arch.RoPEPositions {
 		cfg.RoPE = &kernels.RoPEConfig{Theta: m.RoPETheta, Positions: pos}
 	}

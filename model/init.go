@@ -55,9 +55,7 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 		m.add(newParam(ts, vals))
 		names = append(names, ts.Name)
 	}
-	if err := m.initAttention(); err != nil {
-		return nil, err
-	}
+	m.initAttention()
 	m.layout = layout{
 		shards: []shardLayout{{name: checkpoint.SingleFile, meta: safetensors.Metadata{{Key: "format", Value: "pt"}}, names: names}},
 		extras: map[string]extraTensor{},

@@ -8,13 +8,12 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
-	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
@@ -37,7 +36,7 @@ func (p *Param) Values() []float32 { return p.Value().(*mat.Dense[float32]).Data
 
 // Attention is how one layer scales its attention logits.
 type Attention struct {
-	Mode kernels.Mode
+	Variant attnscale.Variant
 	// S and B are the per-head SSMax parameters (nil when the mode has none).
 	S, B *Param
 }
@@ -56,6 +55,10 @@ type Model struct {
 	byRole map[roleKey]*Param
 	attn   []Attention
 	layout layout
+	// ssmaxOrigin records how the model's SSMax parameters were
+	// initialised (init strategy, L, initial s and b), for config.json;
+	// nil while no layer was ever converted.
+	ssmaxOrigin *arch.SSMaxConfig
 }
 
 type roleKey struct {
@@ -105,9 +108,7 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 		p.DType = t.DType
 		m.add(p)
 	}
-	if err := m.initAttention(); err != nil {
-		return nil, err
-	}
+	m.initAttention()
 	var err error
 	if m.layout, err = layoutOf(c); err != nil {
 		return nil, err
@@ -139,22 +140,21 @@ func (m *Model) add(p *Param) {
 }
 
 // initAttention sets each layer's attention from the spec's SSMax state.
-func (m *Model) initAttention() error {
+func (m *Model) initAttention() {
 	m.attn = make([]Attention, m.Spec.Layers)
+	if sc := m.Spec.SSMax; sc != nil {
+		origin := *sc
+		m.ssmaxOrigin = &origin
+	}
 	for l := range m.attn {
-		a := Attention{Mode: kernels.Softmax}
+		a := Attention{Variant: attnscale.Softmax}
 		if sc := m.Spec.SSMax; sc != nil && sc.Converts(l) {
-			mode, err := kernels.ParseMode(string(sc.Variant))
-			if err != nil {
-				return err
-			}
-			a.Mode = mode
+			a.Variant = sc.Variant
 			a.S = m.byRole[roleKey{arch.RoleSSMaxS, l}]
 			a.B = m.byRole[roleKey{arch.RoleSSMaxB, l}]
 		}
 		m.attn[l] = a
 	}
-	return nil
 }
 
 // SetRequiresGrad sets whether every weight requires a gradient (the
@@ -182,12 +182,14 @@ func (m *Model) Attention(l int) Attention { return m.attn[l] }
 // mode does not use them). New SSMax parameters are created as needed and
 // saved under the family's SSMax tensor names; parameters the mode does not
 // use are dropped.
-func (m *Model) SetAttention(l int, mode kernels.Mode, s, b []float32) error {
+func (m *Model) SetAttention(l int, mode attnscale.Variant, s, b []float32) error {
 	if l < 0 || l >= m.Spec.Layers {
 		return fmt.Errorf("layer %d out of range [0, %d)", l, m.Spec.Layers)
 	}
-	needS := mode == kernels.SSMax || mode == kernels.Bias
-	needB := mode == kernels.Bias
+	if !mode.Valid() {
+		return fmt.Errorf("layer %d: invalid attention variant %q", l, mode)
+	}
+	needS, needB := mode.HasS(), mode.HasB()
 	if needS != (s != nil) || needB != (b != nil) {
 		return fmt.Errorf("layer %d: mode %s needs s %v and b %v", l, mode, needS, needB)
 	}
@@ -215,7 +217,7 @@ func (m *Model) SetAttention(l int, mode kernels.Mode, s, b []float32) error {
 	if err != nil {
 		return err
 	}
-	m.attn[l] = Attention{Mode: mode, S: sp, B: bp}
+	m.attn[l] = Attention{Variant: mode, S: sp, B: bp}
 	return nil
 }
 
@@ -237,16 +239,12 @@ func (m *Model) remove(role arch.Role, layer int) {
 func (m *Model) ParamCount() int64 {
 	var n int64
 	for _, p := range m.params {
-		if p.Role != arch.RoleSSMaxS && p.Role != arch.RoleSSMaxB {
+		if !p.Role.IsSSMax() {
 			n += int64(len(p.Values()))
 		}
 	}
 	return n
 }
-
-// MatchInit is the s of the "match" initialisation for training length L:
-// 1/ln(L), so that SSMax equals softmax at n = L.
-func MatchInit(trainLen int) float32 { return float32(1 / math.Log(float64(trainLen))) }
 
 // Open loads the model of the checkpoint at path (a directory, or a
 // .safetensors file with configPath). The weights are copied into memory,

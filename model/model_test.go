@@ -12,8 +12,8 @@ import (
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
-	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -30,8 +30,8 @@ type golden struct {
 	} `json:"modes"`
 }
 
-var goldenModes = map[string]kernels.Mode{
-	"softmax": kernels.Softmax, "ssmax": kernels.SSMax, "ssmax-bias": kernels.Bias, "ssmax-fixed": kernels.Fixed,
+var goldenModes = map[string]attnscale.Variant{
+	"softmax": attnscale.Softmax, "ssmax": attnscale.SSMax, "ssmax-bias": attnscale.Bias, "ssmax-fixed": attnscale.Fixed,
 }
 
 func f32s(v []float64) []float32 {
@@ -311,7 +311,7 @@ func TestSaveRoundTrip(t *testing.T) {
 	}
 	m, _ := load(t, filepath.Join(fixtures, "gpt2-tiny"), model.Options{})
 	for l := 0; l < m.Spec.Layers; l++ {
-		if err := m.SetAttention(l, kernels.SSMax, []float32{0.1, 0.2, 0.3, 0.4}, nil); err != nil {
+		if err := m.SetAttention(l, attnscale.SSMax, []float32{0.1, 0.2, 0.3, 0.4}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -320,7 +320,7 @@ func TestSaveRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, _ := load(t, out, model.Options{})
-	if a := back.Attention(1); a.Mode != kernels.SSMax || a.S == nil || a.S.Values()[3] != 0.4 {
+	if a := back.Attention(1); a.Variant != attnscale.SSMax || a.S == nil || a.S.Values()[3] != 0.4 {
 		t.Fatalf("reloaded attention %+v", a)
 	}
 	// Same layout as the reference conversion of the same checkpoint.

@@ -1,14 +1,12 @@
 package model
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/checkpoint"
-	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
@@ -203,7 +201,7 @@ func (m *Model) planSave(o SaveOptions) []saveShard {
 
 func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
 	dt := p.DType
-	if o.DType != "" && p.Role != arch.RoleSSMaxS && p.Role != arch.RoleSSMaxB {
+	if o.DType != "" && !p.Role.IsSSMax() {
 		dt = o.DType
 	}
 	return safetensors.FromFloat32(p.Name, dt, p.StoredShape, p.Values())
@@ -214,17 +212,9 @@ func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
 // variant and layers updated, other fields kept.
 func (m *Model) configForSave(o SaveOptions) (*checkpoint.Config, error) {
 	cfg := m.Config.Clone()
-	var layers []int
-	var variant kernels.Mode
-	for l, a := range m.attn {
-		if a.Mode == kernels.Softmax {
-			continue
-		}
-		if len(layers) > 0 && a.Mode != variant {
-			return nil, fmt.Errorf("layers %d and %d use different SSMax variants (%s, %s): a checkpoint records one", layers[0], l, variant, a.Mode)
-		}
-		variant = a.Mode
-		layers = append(layers, l)
+	sc, err := m.SSMaxConfig()
+	if err != nil {
+		return nil, err
 	}
 	if o.DType != "" {
 		for _, key := range []string{"torch_dtype", "dtype"} {
@@ -236,17 +226,10 @@ func (m *Model) configForSave(o SaveOptions) (*checkpoint.Config, error) {
 			}
 		}
 	}
-	if len(layers) == 0 {
+	if sc == nil {
 		cfg.Delete(arch.SSMaxConfigKey)
 		return cfg, nil
 	}
-	sc := arch.SSMaxConfig{Init: "trained", TrainLen: m.Spec.Context, Version: arch.SSMaxFormatVersion}
-	if m.Spec.SSMax != nil {
-		sc = *m.Spec.SSMax
-	}
-	sc.Variant = arch.Variant(variant.String())
-	sc.Layers = layers
-	sc.Version = arch.SSMaxFormatVersion
 	if err := cfg.Set(arch.SSMaxConfigKey, sc); err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func Write(dir string, config map[string]any, o Options) (*arch.Spec, error) {
 			continue
 		}
 		tdt := dt
-		if t.Role == arch.RoleSSMaxS || t.Role == arch.RoleSSMaxB {
+		if t.Role.IsSSMax() {
 			tdt = safetensors.F32
 		}
 		n := int64(1)
