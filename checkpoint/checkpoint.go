@@ -17,12 +17,10 @@ import (
 	"github.com/ssmax/ssmax/safetensors"
 )
 
-// ConfigFile, IndexFile and SingleFile are the standard Hugging Face file names.
-const (
-	ConfigFile = "config.json"
-	IndexFile  = "model.safetensors.index.json"
-	SingleFile = "model.safetensors"
-)
+// ConfigFile is the Hugging Face model configuration's file name (the
+// weight files' names are safetensors.SingleFileName and
+// safetensors.IndexFileName).
+const ConfigFile = "config.json"
 
 // AuxiliaryFiles are the tokenizer and generation files carried along with a
 // checkpoint, in the order they are listed.
@@ -131,7 +129,7 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 // findWeights lists the weight files of a directory: the index's shards, or
 // model.safetensors, or the only *.safetensors file.
 func findWeights(dir string) ([]string, *safetensors.Index, error) {
-	indexPath := filepath.Join(dir, IndexFile)
+	indexPath := filepath.Join(dir, safetensors.IndexFileName)
 	if _, err := os.Stat(indexPath); err == nil {
 		idx, err := safetensors.ReadIndex(indexPath)
 		if err != nil {
@@ -139,8 +137,8 @@ func findWeights(dir string) ([]string, *safetensors.Index, error) {
 		}
 		return idx.Files(), idx, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, SingleFile)); err == nil {
-		return []string{SingleFile}, nil, nil
+	if _, err := os.Stat(filepath.Join(dir, safetensors.SingleFileName)); err == nil {
+		return []string{safetensors.SingleFileName}, nil, nil
 	}
 	matches, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 	if err != nil {
@@ -148,11 +146,11 @@ func findWeights(dir string) ([]string, *safetensors.Index, error) {
 	}
 	switch len(matches) {
 	case 0:
-		return nil, nil, fmt.Errorf("%s: %w (expected %s or %s)", dir, ErrNoWeights, SingleFile, IndexFile)
+		return nil, nil, fmt.Errorf("%s: %w (expected %s or %s)", dir, ErrNoWeights, safetensors.SingleFileName, safetensors.IndexFileName)
 	case 1:
 		return []string{filepath.Base(matches[0])}, nil, nil
 	default:
-		return nil, nil, fmt.Errorf("%s: %d .safetensors files and no %s", dir, len(matches), IndexFile)
+		return nil, nil, fmt.Errorf("%s: %d .safetensors files and no %s", dir, len(matches), safetensors.IndexFileName)
 	}
 }
 
@@ -187,7 +185,7 @@ func (c *Checkpoint) openShards(names []string) error {
 		if len(missing) > 0 {
 			sort.Strings(missing)
 			return fmt.Errorf("%s: tensor %q: %w (listed in the index, in no shard; %d missing)",
-				filepath.Join(c.Dir, IndexFile), missing[0], ErrIndex, len(missing))
+				filepath.Join(c.Dir, safetensors.IndexFileName), missing[0], ErrIndex, len(missing))
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+
+	"github.com/ssmax/ssmax/safetensors"
 )
 
 // Config is a config.json object kept whole: every key, in its original
@@ -254,4 +256,42 @@ func marshalNoEscape(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// dtypeKeys are the config.json keys naming the weights' dtype:
+// transformers v4's torch_dtype and v5's dtype.
+var dtypeKeys = []string{"torch_dtype", "dtype"}
+
+// TorchDType is the name transformers uses in config.json for a float
+// dtype ("float32", "float16", "bfloat16"), or "" for others.
+func TorchDType(dt safetensors.DType) string {
+	switch dt {
+	case safetensors.F32:
+		return "float32"
+	case safetensors.F16:
+		return "float16"
+	case safetensors.BF16:
+		return "bfloat16"
+	case safetensors.F64:
+		return "float64"
+	}
+	return ""
+}
+
+// SetDType records that the weights are now stored as dt, under whichever
+// of torch_dtype and dtype the config already spells (a config with
+// neither is left alone).
+func (c *Config) SetDType(dt safetensors.DType) error {
+	name := TorchDType(dt)
+	if name == "" {
+		return fmt.Errorf("config: %s is not a float dtype", dt)
+	}
+	for _, key := range dtypeKeys {
+		if c.Has(key) {
+			if err := c.Set(key, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

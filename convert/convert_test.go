@@ -317,7 +317,7 @@ func TestDTypeConversion(t *testing.T) {
 func TestShardedCheckpoint(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	spec := testckpt.MustWrite(t, src, testckpt.Configs[arch.Qwen3], testckpt.Options{DType: safetensors.BF16, ShardSize: 12000})
-	srcIdx, err := safetensors.ReadIndex(filepath.Join(src, checkpoint.IndexFile))
+	srcIdx, err := safetensors.ReadIndex(filepath.Join(src, safetensors.IndexFileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestShardedCheckpoint(t *testing.T) {
 	if strings.Join(res.Shards, ",") != strings.Join(srcIdx.Files(), ",") {
 		t.Errorf("shards %v, source %v", res.Shards, srcIdx.Files())
 	}
-	idx, err := safetensors.ReadIndex(filepath.Join(dst, checkpoint.IndexFile))
+	idx, err := safetensors.ReadIndex(filepath.Join(dst, safetensors.IndexFileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestShardedCheckpoint(t *testing.T) {
 	if len(res.Shards) != 1 || res.Shards[0] != "model.safetensors" {
 		t.Errorf("re-shard into one: %v", res.Shards)
 	}
-	if _, err := os.Stat(filepath.Join(one, checkpoint.IndexFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(one, safetensors.IndexFileName)); !os.IsNotExist(err) {
 		t.Errorf("single-file output has an index")
 	}
 }

@@ -2,51 +2,10 @@ package convert
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/ssmax/ssmax/checkpoint"
 )
-
-// writeFileSync writes data to path and syncs it.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-// replaceDir renames the finished temporary directory to dst. With force, an
-// existing dst is moved aside first and removed only once the rename worked.
-func replaceDir(tmp, dst string, force bool) error {
-	if _, err := os.Lstat(dst); err == nil {
-		if !force {
-			return fmt.Errorf("destination %s appeared while converting (use --force to replace it)", dst)
-		}
-		old := tmp + ".old"
-		if err := os.Rename(dst, old); err != nil {
-			return fmt.Errorf("move existing %s aside: %w", dst, err)
-		}
-		if err := os.Rename(tmp, dst); err != nil {
-			os.Rename(old, dst)
-			return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
-		}
-		return os.RemoveAll(old)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
-	}
-	return nil
-}
 
 // modelCard is the README.md written beside the converted weights.
 func modelCard(src *checkpoint.Checkpoint, res *Result, o *Options) []byte {

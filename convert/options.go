@@ -111,16 +111,3 @@ func ParseDType(s string) (safetensors.DType, error) {
 	}
 	return "", fmt.Errorf("dtype %q: want keep, f32, f16 or bf16", s)
 }
-
-// torchDType is the config.json spelling of a dtype.
-func torchDType(dt safetensors.DType) string {
-	switch dt {
-	case safetensors.F32:
-		return "float32"
-	case safetensors.F16:
-		return "float16"
-	case safetensors.BF16:
-		return "bfloat16"
-	}
-	return ""
-}

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 
+	"github.com/ssmax/ssmax/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -217,8 +217,8 @@ func (f *TokenFile) Close() error {
 // TokenWriter streams tokens into an llm.c token file. It writes to a
 // temporary sibling of the destination and renames it on Close.
 type TokenWriter struct {
-	path, tmp string
-	f         *os.File
+	path      string
+	f         *atomicfile.File
 	w         *bufio.Writer
 	width     int
 	vocabSize int
@@ -232,17 +232,17 @@ func CreateTokenFile(path string, vocabSize int) (*TokenWriter, error) {
 	if vocabSize <= 0 || int64(vocabSize) > 1<<32 {
 		return nil, fmt.Errorf("%s: invalid vocab size %d", path, vocabSize)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	w := &TokenWriter{path: path, tmp: f.Name(), f: f, w: bufio.NewWriterSize(f, 1<<20), width: 4, vocabSize: vocabSize}
+	w := &TokenWriter{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), width: 4, vocabSize: vocabSize}
 	if vocabSize <= 1<<16 {
 		w.width = 2
 	}
 	if _, err := w.w.Write(make([]byte, llmcHeaderBytes)); err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("%s: %w", w.tmp, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return w, nil
 }
@@ -267,7 +267,7 @@ func (w *TokenWriter) Write(tokens []int) error {
 		}
 	}
 	if _, err := w.w.Write(w.buf); err != nil {
-		return fmt.Errorf("%s: %w", w.tmp, err)
+		return fmt.Errorf("%s: %w", w.path, err)
 	}
 	w.n += int64(len(tokens))
 	return nil
@@ -276,7 +276,8 @@ func (w *TokenWriter) Write(tokens []int) error {
 // Count returns the number of tokens written so far.
 func (w *TokenWriter) Count() int64 { return w.n }
 
-// Close writes the header, syncs, and renames the file into place.
+// Close writes the header, syncs, and renames the file into place
+// (package atomicfile).
 func (w *TokenWriter) Close() error {
 	if w.f == nil {
 		return fmt.Errorf("%s: already closed", w.path)
@@ -293,21 +294,13 @@ func (w *TokenWriter) Close() error {
 	if err == nil {
 		_, err = w.f.WriteAt(hdr, 0)
 	}
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	w.f = nil
-	if err == nil {
-		err = os.Rename(w.tmp, w.path)
-	}
 	if err != nil {
-		_ = os.Remove(w.tmp)
+		w.Abort()
 		return fmt.Errorf("%s: %w", w.path, err)
 	}
-	return nil
+	f := w.f
+	w.f = nil
+	return f.Commit()
 }
 
 // Abort discards the temporary file. It is a no-op after Close.
@@ -315,8 +308,7 @@ func (w *TokenWriter) Abort() {
 	if w.f == nil {
 		return
 	}
-	_ = w.f.Close()
-	_ = os.Remove(w.tmp)
+	w.f.Abort()
 	w.f = nil
 }
 

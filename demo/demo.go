@@ -18,6 +18,7 @@ import (
 	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/finetune"
+	"github.com/ssmax/ssmax/internal/atomicfile"
 )
 
 //go:embed base/config.json base/model.safetensors
@@ -133,15 +134,15 @@ func prepareOut(out string) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o777); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, marker), []byte("written by ssmax demo; a later demo run replaces this directory\n"), 0o644)
+	return atomicfile.WriteFile(filepath.Join(out, marker), []byte("written by ssmax demo; a later demo run replaces this directory\n"))
 }
 
 // extract writes the bundled checkpoint to dir.
 func extract(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
 	return fs.WalkDir(bundled, "base", func(p string, d fs.DirEntry, err error) error {
@@ -152,6 +153,6 @@ func extract(dir string) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
+		return atomicfile.WriteFile(filepath.Join(dir, filepath.Base(p)), b)
 	})
 }

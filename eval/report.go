@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/ssmax/ssmax/internal/atomicfile"
 )
 
 // ModelLabels returns a short, distinct label for each model path: its base
@@ -283,10 +285,10 @@ func writeJSON[T any](w io.Writer, kind string, results []T) error {
 	return enc.Encode(report[T]{Eval: kind, Models: results})
 }
 
-// writeFiles writes each named file into dir (created if needed): every
-// file goes to a temporary sibling first and is renamed into place.
+// writeFiles writes each named file into dir (created if needed) with
+// package atomicfile.
 func writeFiles(dir string, files map[string]func(io.Writer) error, order []string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("--out %s: %w", dir, err)
 	}
 	for _, name := range order {
@@ -294,33 +296,9 @@ func writeFiles(dir string, files map[string]func(io.Writer) error, order []stri
 		if err := files[name](&buf); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
 		}
-		if err := writeAtomic(filepath.Join(dir, name), buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), buf.Bytes()); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// writeAtomic writes data to a temporary sibling of path and renames it.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/atomicfile"
 	"github.com/ssmax/ssmax/model"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -143,7 +144,7 @@ func (t *trainer) writeRunConfig() error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(t.cfg.Out, runConfigFile), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(t.cfg.Out, runConfigFile), append(b, '\n'))
 }
 
 // loop is the training loop.

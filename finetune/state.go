@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/atomicfile"
 	"github.com/ssmax/ssmax/model"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -56,7 +57,7 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 		return fmt.Errorf("save %s: %w", name, err)
 	}
 	sd := filepath.Join(partial, stateDir)
-	if err := os.MkdirAll(sd, 0o755); err != nil {
+	if err := os.Mkdir(sd, 0o777); err != nil {
 		return fail(err)
 	}
 	tensors := opt.stateTensors()
@@ -72,17 +73,16 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 	if err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(filepath.Join(sd, stateFile), js, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(sd, stateFile), js); err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(filepath.Join(partial, doneMarker), []byte(strconv.Itoa(st.Step)+"\n"), 0o644); err != nil {
+	if err := atomicfile.SyncDir(sd); err != nil {
 		return fail(err)
 	}
-	final := filepath.Join(out, name)
-	if err := os.RemoveAll(final); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(partial, doneMarker), []byte(strconv.Itoa(st.Step)+"\n")); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(partial, final); err != nil {
+	if err := atomicfile.CommitDir(partial, filepath.Join(out, name), true); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -183,5 +183,5 @@ func truncateMetrics(path string, step int) error {
 	if out != "" {
 		out += "\n"
 	}
-	return os.WriteFile(path, []byte(out), 0o644)
+	return atomicfile.WriteFile(path, []byte(out))
 }

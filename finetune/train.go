@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	}
 	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
 		return nil, err
 	}
 	resumeFrom, err := t.setupModel()

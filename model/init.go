@@ -57,7 +57,7 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 	}
 	m.initAttention()
 	m.layout = layout{
-		shards: []shardLayout{{name: checkpoint.SingleFile, meta: safetensors.Metadata{{Key: "format", Value: "pt"}}, names: names}},
+		stored: checkpoint.Layout{Shards: []checkpoint.StoredShard{{Name: safetensors.SingleFileName, Meta: safetensors.Metadata{{Key: "format", Value: "pt"}}, Names: names}}},
 		extras: map[string]extraTensor{},
 	}
 	return m, nil

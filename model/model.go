@@ -110,7 +110,7 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 	}
 	m.initAttention()
 	var err error
-	if m.layout, err = layoutOf(c); err != nil {
+	if m.layout, err = layoutOf(c, spec); err != nil {
 		return nil, err
 	}
 	if opts.Inference {

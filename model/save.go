@@ -1,8 +1,7 @@
 package model
 
 import (
-	"os"
-	"path/filepath"
+	"context"
 	"slices"
 
 	"github.com/ssmax/ssmax/arch"
@@ -16,15 +15,8 @@ import (
 type layout struct {
 	srcDir    string
 	auxiliary []string
-	sharded   bool
-	shards    []shardLayout
+	stored    checkpoint.Layout
 	extras    map[string]extraTensor
-}
-
-type shardLayout struct {
-	name  string
-	meta  safetensors.Metadata
-	names []string
 }
 
 type extraTensor struct {
@@ -33,33 +25,22 @@ type extraTensor struct {
 	data  []byte
 }
 
-func layoutOf(c *checkpoint.Checkpoint) (layout, error) {
-	l := layout{srcDir: c.Dir, auxiliary: c.Auxiliary, sharded: len(c.Shards) > 1, extras: map[string]extraTensor{}}
+func layoutOf(c *checkpoint.Checkpoint, spec *arch.Spec) (layout, error) {
+	l := layout{srcDir: c.Dir, auxiliary: c.Auxiliary, stored: c.Layout(), extras: map[string]extraTensor{}}
 	known := map[string]bool{}
-	spec, err := arch.Detect(c.Config, c.TensorNames())
-	if err != nil {
-		return l, err
-	}
 	for _, t := range spec.Tensors() {
 		known[t.Name] = true
 	}
-	for _, f := range c.Shards {
-		name := filepath.Base(f.Path())
-		if !l.sharded {
-			name = checkpoint.SingleFile
+	for _, name := range c.TensorNames() {
+		if known[name] || arch.IsSSMaxTensor(name) {
+			continue
 		}
-		sl := shardLayout{name: name, meta: f.Metadata()}
-		for _, t := range f.Tensors() {
-			sl.names = append(sl.names, t.Name)
-			if !known[t.Name] && !arch.IsSSMaxTensor(t.Name) {
-				b, err := f.Bytes(t.Name)
-				if err != nil {
-					return l, err
-				}
-				l.extras[t.Name] = extraTensor{dtype: t.DType, shape: t.Shape, data: slices.Clone(b)}
-			}
+		t, _ := c.Tensor(name)
+		b, err := t.File.Bytes(name)
+		if err != nil {
+			return l, err
 		}
-		l.shards = append(l.shards, sl)
+		l.extras[name] = extraTensor{dtype: t.DType, shape: t.Shape, data: slices.Clone(b)}
 	}
 	return l, nil
 }
@@ -70,98 +51,43 @@ type SaveOptions struct {
 	DType safetensors.DType
 }
 
-// Save writes the model as a checkpoint directory: the source's shards and
-// tensor order with the current weight values in each tensor's dtype, new
-// SSMax tensors beside their layer's attention, config.json with the SSMax
-// object describing the current attention, and the source's tokenizer
-// files. The directory is written under a temporary name and renamed into
-// place; an existing dir is replaced.
+// Save writes the model as a checkpoint directory with checkpoint.Write:
+// the source's shards and tensor order with the current weight values in
+// each tensor's dtype, new SSMax tensors beside their layer's attention,
+// config.json with the SSMax object describing the current attention, and
+// the source's tokenizer files. The directory is written under a temporary
+// name and renamed into place; an existing dir is replaced.
 func (m *Model) Save(dir string, o SaveOptions) error {
 	cfg, err := m.configForSave(o)
 	if err != nil {
 		return err
 	}
-	cfgBytes, err := cfg.Marshal()
+	shards, err := checkpoint.Plan(m.layout.stored, m.placement(o))
 	if err != nil {
 		return err
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(dir))+".tmp-")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
-	shards := m.planSave(o)
-	weightMap := map[string]string{}
-	var total int64
-	for _, sh := range shards {
-		if err := safetensors.WriteFile(filepath.Join(tmp, sh.name), sh.meta, sh.tensors); err != nil {
-			return err
-		}
-		for _, t := range sh.tensors {
-			weightMap[t.Name] = sh.name
-			total += t.Size
-		}
-	}
-	if len(shards) > 1 {
-		if err := safetensors.WriteIndex(tmp, total, weightMap); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(tmp, checkpoint.ConfigFile), cfgBytes, 0o644); err != nil {
-		return err
-	}
-	if err := checkpoint.CopyFiles(m.layout.srcDir, tmp, m.layout.auxiliary); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(dir); err == nil {
-		if err := os.RemoveAll(dir); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	out := checkpoint.Output{Shards: shards, Config: cfg, AuxDir: m.layout.srcDir, Auxiliary: m.layout.auxiliary}
+	return checkpoint.Write(context.Background(), dir, out, checkpoint.WriteOptions{Replace: true})
 }
 
-type saveShard struct {
-	name    string
-	meta    safetensors.Metadata
-	tensors []safetensors.WriteTensor
-}
-
-// planSave orders the tensors: the source layout first, new parameters
-// after the last tensor of their layer's attention module (or at the end
-// of the last shard).
-func (m *Model) planSave(o SaveOptions) []saveShard {
+// placement writes each stored tensor from its parameter (or carries an
+// extra along unchanged) and places parameters the source did not store
+// after the last tensor of their layer's attention module, or at the end.
+func (m *Model) placement(o SaveOptions) checkpoint.Placement {
 	byName := map[string]*Param{}
 	for _, p := range m.params {
 		byName[p.Name] = p
 	}
+	var stored []string
 	placed := map[string]bool{}
-	for _, sh := range m.layout.shards {
-		for _, n := range sh.names {
+	for _, sh := range m.layout.stored.Shards {
+		stored = append(stored, sh.Names...)
+		for _, n := range sh.Names {
 			placed[n] = true
 		}
 	}
-	var stored []string
-	for _, sh := range m.layout.shards {
-		stored = append(stored, sh.names...)
-	}
 	anchors := m.Spec.AttentionAnchors(stored)
-	// New parameters, keyed by the source tensor they follow.
-	after := map[string][]*Param{}
-	var tail []*Param
+	pl := checkpoint.Placement{After: map[string][]safetensors.WriteTensor{}}
 	for _, p := range m.params {
 		if placed[p.Name] {
 			continue
@@ -171,32 +97,21 @@ func (m *Model) planSave(o SaveOptions) []saveShard {
 			anchor = anchors[p.Layer]
 		}
 		if anchor == "" {
-			tail = append(tail, p)
+			pl.Tail = append(pl.Tail, m.writeParam(p, o))
 		} else {
-			after[anchor] = append(after[anchor], p)
+			pl.After[anchor] = append(pl.After[anchor], m.writeParam(p, o))
 		}
 	}
-	var out []saveShard
-	for i, sh := range m.layout.shards {
-		s := saveShard{name: sh.name, meta: sh.meta}
-		for _, n := range sh.names {
-			if p := byName[n]; p != nil {
-				s.tensors = append(s.tensors, m.writeParam(p, o))
-			} else if e, ok := m.layout.extras[n]; ok {
-				s.tensors = append(s.tensors, safetensors.FromBytes(n, e.dtype, e.shape, e.data))
-			}
-			for _, p := range after[n] {
-				s.tensors = append(s.tensors, m.writeParam(p, o))
-			}
+	pl.Tensor = func(name string) (safetensors.WriteTensor, bool, error) {
+		if p := byName[name]; p != nil {
+			return m.writeParam(p, o), true, nil
 		}
-		if i == len(m.layout.shards)-1 {
-			for _, p := range tail {
-				s.tensors = append(s.tensors, m.writeParam(p, o))
-			}
+		if e, ok := m.layout.extras[name]; ok {
+			return safetensors.FromBytes(name, e.dtype, e.shape, e.data), true, nil
 		}
-		out = append(out, s)
+		return safetensors.WriteTensor{}, false, nil
 	}
-	return out
+	return pl
 }
 
 func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
@@ -217,13 +132,8 @@ func (m *Model) configForSave(o SaveOptions) (*checkpoint.Config, error) {
 		return nil, err
 	}
 	if o.DType != "" {
-		for _, key := range []string{"torch_dtype", "dtype"} {
-			if cfg.Has(key) {
-				name := map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16"}[o.DType]
-				if err := cfg.Set(key, name); err != nil {
-					return nil, err
-				}
-			}
+		if err := cfg.SetDType(o.DType); err != nil {
+			return nil, err
 		}
 	}
 	if sc == nil {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ssmax/ssmax/internal/atomicfile"
 )
 
 // File names of a Hugging Face checkpoint.
@@ -363,10 +365,7 @@ func WriteIndex(dir string, totalSize int64, weightMap map[string]string) error 
 		b = append(b, "\n  "...)
 	}
 	b = append(b, "}\n}\n"...)
-	return writeAtomic(filepath.Join(dir, IndexFileName), func(f *os.File) error {
-		_, err := f.Write(b)
-		return err
-	})
+	return atomicfile.WriteFile(filepath.Join(dir, IndexFileName), b)
 }
 
 // appendPythonJSONString appends s as Python's json.dumps (ensure_ascii=True)

@@ -8,9 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/ssmax/ssmax/internal/atomicfile"
 )
 
 // chunkBytes bounds the buffers of streaming conversions.
@@ -403,9 +404,9 @@ func (d fileSink) Write(p []byte) (int, error) {
 // WriteFile writes a safetensors file at path: the header from EncodeHeader,
 // then each tensor's data, streamed in order through a buffered writer (a
 // FromFile tensor is copied by the kernel). It writes to a temporary sibling
-// file (path + ".tmp-<random>"), fsyncs it and renames it into place, so
-// path is never seen half-written; on error the temporary file is removed
-// and an existing file at path is left untouched. Writing over a file that
+// file, fsyncs it and renames it into place (package atomicfile), so path is
+// never seen half-written; on error the temporary file is removed and an
+// existing file at path is left untouched. Writing over a file that
 // is open (even the source of FromFile tensors) is safe: the open File keeps
 // the old contents.
 func WriteFile(path string, meta Metadata, tensors []WriteTensor) error {
@@ -413,7 +414,7 @@ func WriteFile(path string, meta Metadata, tensors []WriteTensor) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return writeAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f *os.File) error {
 		bw := bufio.NewWriterSize(f, writeBufferSize)
 		if _, err := bw.Write(header); err != nil {
 			return err
@@ -433,54 +434,4 @@ func WriteFile(path string, meta Metadata, tensors []WriteTensor) error {
 		}
 		return bw.Flush()
 	})
-}
-
-// writeAtomic creates a temporary sibling of path, lets fill write it, then
-// fsyncs, closes and renames it to path. On any failure (or panic in fill)
-// the temporary file is removed.
-func writeAtomic(path string, fill func(f *os.File) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(tmp); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	done = true
-	syncDir(dir)
-	return nil
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable. Errors are
-// ignored: some platforms and file systems cannot sync directories.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	d.Sync()
-	d.Close()
 }

@@ -106,7 +106,7 @@ func Write(dir string, config map[string]any, o Options) (*arch.Spec, error) {
 		if _, err := safetensors.WriteSharded(dir, meta, tensors, o.ShardSize); err != nil {
 			return nil, err
 		}
-	} else if err := safetensors.WriteFile(filepath.Join(dir, checkpoint.SingleFile), meta, tensors); err != nil {
+	} else if err := safetensors.WriteFile(filepath.Join(dir, safetensors.SingleFileName), meta, tensors); err != nil {
 		return nil, err
 	}
 	return spec, nil
