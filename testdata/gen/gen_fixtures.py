@@ -2,7 +2,7 @@
 """Fixture generator and checker for ssmax (see README.md beside this file).
 
   python3 testdata/gen/gen_fixtures.py --check [DIR ...]     recompute every fixture's goldens
-  python3 testdata/gen/gen_fixtures.py --generate [--out DIR] [--only NAME ...]
+  python3 testdata/gen/gen_fixtures.py --generate [--out DIR] [--only NAME ...] [--import-shared DIR]
 
 Needs torch and numpy only (Debian: python3-torch python3-numpy).
 """
@@ -188,6 +188,9 @@ def main(argv=None):
     ap.add_argument("--generate", action="store_true", help="write the generated fixtures")
     ap.add_argument("--out", default=None, help="output dir for --generate (default: testdata/fixtures)")
     ap.add_argument("--only", nargs="*", help="generate only these fixtures")
+    ap.add_argument("--import-shared", metavar="DIR", default=None,
+                    help="with --generate: also copy the independent fixtures of DIR (byte-identical, "
+                         "hashes checked) and their MANIFEST entries")
     ap.add_argument("--hf-rope-f32", action="store_true",
                     help="RoPE tables in float32 as HF computes them (default: float64, as the goldens)")
     a = ap.parse_args(argv)
@@ -197,7 +200,7 @@ def main(argv=None):
         return cmd_check(a.check or ["/work/shared/fixtures"])
     if a.generate:
         import fixtures_spec
-        return fixtures_spec.generate(a.out, a.only)
+        return fixtures_spec.generate(a.out, a.only, a.import_shared)
     ap.print_help()
     return 2
 

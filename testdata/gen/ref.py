@@ -7,7 +7,7 @@ longrope adjustments, angles, cos and sin all in float64). This is what the inde
 fixtures in /work/shared/fixtures were made with: they match to the last F32 bit this way.
 Hugging Face itself builds inv_freq as a float32 tensor and takes position * inv_freq, cos
 and sin in float32 whatever the model dtype (LlamaRotaryEmbedding.forward, autocast off,
-.float()), and casts inside RMSNorm and the eager softmax to float32; ROPE_F32 = False
+.float()), and casts inside RMSNorm and the eager softmax to float32; ROPE_F32 = True
 (--hf-rope-f32) reproduces the RoPE part of that, which moves the goldens by ~1e-8 in the
 loss and ~1e-6 in the logits of these tiny models.
 
@@ -183,19 +183,15 @@ class Cfg:
         if "partial_rotary_factor" not in rp:
             rp["partial_rotary_factor"] = prf
         if rp["rope_type"] in ("llama3", "yarn", "longrope"):
-            if "original_max_position_embeddings" in c and rp["rope_type"] == "longrope":
-                rp["original_max_position_embeddings"] = c["original_max_position_embeddings"]
-            elif "original_max_position_embeddings" in c and "original_max_position_embeddings" not in rp:
-                rp["original_max_position_embeddings"] = c["original_max_position_embeddings"]
+            # standardize_rope_params: a top-level original_max_position_embeddings (Phi3Config always has
+            # one, default 4096) takes priority over the one inside the rope dict; else default max_pos.
+            if "original_max_position_embeddings" in c or mt == "phi3":
+                rp["original_max_position_embeddings"] = g("original_max_position_embeddings", 4096)
             rp.setdefault("original_max_position_embeddings", self.max_pos)
         return rp
 
 
 # ----------------------------------------------------------------------------- RoPE
-
-def _f(x):
-    return torch.tensor(x, dtype=torch.float32 if ROPE_F32 else F64)
-
 
 def rope_inv_freq(cfg, rp, seq_len):
     """modeling_rope_utils.py: (inv_freq, attention_factor, rotary dim) for a sequence of seq_len
@@ -270,7 +266,9 @@ def rope_inv_freq(cfg, rp, seq_len):
         att = rp.get("attention_factor")
         if att is None:
             att = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(omp))
-        ext = torch.tensor(rp["long_factor"] if seq_len > omp else rp["short_factor"], dtype=torch.float32).to(dt)
+        # HF: torch.tensor(factors, dtype=torch.float32); float64 here like the rest of the tables
+        ext = torch.tensor(rp["long_factor"] if seq_len > omp else rp["short_factor"],
+                           dtype=torch.float32 if ROPE_F32 else F64)
         inv = 1.0 / (ext * base ** ar)
     else:
         raise ValueError("unsupported rope_type %r" % rt)
