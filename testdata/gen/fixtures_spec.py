@@ -196,6 +196,31 @@ FIXTURES = [
                        "erf gelu, untied embed_out; golden on 32 tokens; random F32",
     },
     {
+        "name": "llama-tiny-ropedynamic-short",
+        "seed": 102, "tokens": 32, "grads": False,
+        "config": llama_cfg(rope_scaling={"rope_type": "dynamic", "factor": 2.0}),
+        "description": "llama-tiny-ropedynamic's checkpoint (same seed, same weights) with a golden of 32 tokens = "
+                       "max_position_embeddings: dynamic NTK must leave theta unchanged (it applies only when the "
+                       "sequence is longer than max_position_embeddings); random F32",
+    },
+    {
+        "name": "phi3-tiny-longrope-short",
+        "seed": 110, "tokens": 16, "grads": False,
+        "config": None,  # filled in below: phi3-tiny-longrope's config
+        "description": "phi3-tiny-longrope's checkpoint (same seed, same weights) with a golden of 16 tokens = "
+                       "original_max_position_embeddings: inv_freq = 1/(short_factor * theta^(2i/12)), cos and sin "
+                       "still x sqrt(1 + ln 4 / ln 16); random F32",
+    },
+    {
+        "name": "qwen2-tiny-window-ssmax-bias",
+        "seed": 105, "tokens": 32, "grads": False,
+        "config": None,  # filled in below: qwen2-tiny-window's config plus the "ssmax" object
+        "ssmax": {"variant": "bias", "s_offset": 0.02, "b_offset": -0.03},
+        "description": "qwen2-tiny-window (same weights) converted to SSMax-bias: config.json \"ssmax\" object "
+                       "(variant bias), model.layers.{i}.self_attn.ssmax_s / ssmax_b [4] F32 (pattern +0.02 / -0.03) "
+                       "on all 4 layers, windowed layers 2-3 use n = min(i+1, 8); golden on 32 tokens",
+    },
+    {
         "name": "llama-tiny-bf16",
         "seed": 112, "tokens": 32, "grads": False, "dtype": "BF16",
         "config": llama_cfg(torch_dtype="bfloat16"),
@@ -211,6 +236,19 @@ FIXTURES = [
                        "(metadata.total_size, weight_map); golden on 32 tokens; random F32",
     },
 ]
+
+
+
+def _fill_derived():
+    by = {f["name"]: f for f in FIXTURES}
+    by["phi3-tiny-longrope-short"]["config"] = copy.deepcopy(by["phi3-tiny-longrope"]["config"])
+    c = copy.deepcopy(by["qwen2-tiny-window"]["config"])
+    c["ssmax"] = {"variant": "bias", "init": "trained", "train_len": 32, "layers": list(range(c["num_hidden_layers"])),
+                  "version": 1}
+    by["qwen2-tiny-window-ssmax-bias"]["config"] = c
+
+
+_fill_derived()
 
 
 # ----------------------------------------------------------------------------- weights
@@ -389,6 +427,15 @@ def write_fixture(spec, out_dir):
     if dt == "BF16":
         w = {k: st.bf16_round(v) for k, v in w.items()}
     stored = {k: (dt, v) for k, v in w.items()}
+    if spec.get("ssmax"):
+        from gen_fixtures import pattern_b, pattern_s
+        sx = spec["ssmax"]
+        ps, pb = pattern_s(c.layers, c.heads), pattern_b(c.layers, c.heads)
+        for l in range(c.layers):
+            pre = ref.attn_prefix(c.family, l)
+            stored[pre + ".ssmax_s"] = ("F32", np.array([v + sx["s_offset"] for v in ps[l]], dtype=np.float32))
+            if sx["variant"] == "bias":
+                stored[pre + ".ssmax_b"] = ("F32", np.array([v + sx["b_offset"] for v in pb[l]], dtype=np.float32))
     g = torch.Generator().manual_seed(spec["seed"] + 7919)
     tokens = torch.randint(0, c.vocab, (spec["tokens"],), generator=g, dtype=torch.int64).numpy()
 
