@@ -459,7 +459,9 @@ def _decoder(cfg, P, tokens, mode, S, B):
         scale = g("query_pre_attn_scalar") ** -0.5
     else:
         scale = d ** -0.5
-    softcap = g("attn_logit_softcapping") if fam == "gemma2" or gemma else None
+    # Gemma2 passes softcap=attn_logit_softcapping to the attention; Gemma3's attention does not
+    # (a non-null attn_logit_softcapping in a gemma3 config has no effect in HF).
+    softcap = g("attn_logit_softcapping") if fam == "gemma2" else None
     rope_cache = {}
     for l in range(cfg.layers):
         h = "model.layers.%d." % l
