@@ -169,7 +169,7 @@ class Cfg:
             prf = g("partial_rotary_factor", g("rotary_pct", 0.25))
         else:
             theta = g("rope_theta", 10000.0)
-            prf = g("partial_rotary_factor", 1.0)
+            prf = g("partial_rotary_factor")
         rp = g("rope_parameters") or g("rope_scaling") or {}
         rp = dict(rp)
         lt = getattr(self, "layer_types", None)
@@ -180,8 +180,9 @@ class Cfg:
             rp = {"rope_type": "default", "rope_theta": g("rope_local_base_freq", 10000.0)}
         rp.setdefault("rope_type", rp.get("type", "default"))
         rp.setdefault("rope_theta", theta)
-        if "partial_rotary_factor" not in rp:
+        if prf is not None:  # standardize_rope_params: a top-level partial_rotary_factor overrides the dict's
             rp["partial_rotary_factor"] = prf
+        rp.setdefault("partial_rotary_factor", 1.0)
         if rp["rope_type"] in ("llama3", "yarn", "longrope"):
             # standardize_rope_params: a top-level original_max_position_embeddings (Phi3Config always has
             # one, default 4096) takes priority over the one inside the rope dict; else default max_pos.
