@@ -2,53 +2,103 @@ package arch
 
 import "fmt"
 
-// detectLlama reads the Llama-style families: llama, mistral, qwen2, qwen3.
-// They share RMSNorm, rotate-half RoPE, grouped-query attention and a SwiGLU
-// MLP; they differ in biases (qwen2: q/k/v), per-head q/k norms (qwen3),
-// explicit head_dim (qwen3, newer llama/mistral) and sliding windows
-// (mistral).
-func detectLlama(r *reader, s *Spec) {
-	s.Hidden = r.int("hidden_size", "n_embd")
-	s.Layers = r.int("num_hidden_layers", "n_layer")
-	s.Heads = r.int("num_attention_heads", "n_head")
-	s.KVHeads = s.Heads
-	if v, ok := r.optInt("num_key_value_heads"); ok {
-		s.KVHeads = v
+// llamaNames are the tensor names of the Llama-style families (Llama,
+// Mistral, Qwen2, Qwen3, OLMo 2, Gemma 2 and 3), which share them.
+var llamaNames = map[Role]string{
+	RoleEmbed:        "model.embed_tokens.weight",
+	RoleAttnNorm:     "model.layers.{i}.input_layernorm.weight",
+	RoleQ:            "model.layers.{i}.self_attn.q_proj.weight",
+	RoleQBias:        "model.layers.{i}.self_attn.q_proj.bias",
+	RoleK:            "model.layers.{i}.self_attn.k_proj.weight",
+	RoleKBias:        "model.layers.{i}.self_attn.k_proj.bias",
+	RoleV:            "model.layers.{i}.self_attn.v_proj.weight",
+	RoleVBias:        "model.layers.{i}.self_attn.v_proj.bias",
+	RoleQNorm:        "model.layers.{i}.self_attn.q_norm.weight",
+	RoleKNorm:        "model.layers.{i}.self_attn.k_norm.weight",
+	RoleOut:          "model.layers.{i}.self_attn.o_proj.weight",
+	RoleOutBias:      "model.layers.{i}.self_attn.o_proj.bias",
+	RoleAttnPostNorm: "model.layers.{i}.post_attention_layernorm.weight",
+	RoleMLPNorm:      "model.layers.{i}.post_attention_layernorm.weight",
+	RoleGate:         "model.layers.{i}.mlp.gate_proj.weight",
+	RoleGateBias:     "model.layers.{i}.mlp.gate_proj.bias",
+	RoleUp:           "model.layers.{i}.mlp.up_proj.weight",
+	RoleUpBias:       "model.layers.{i}.mlp.up_proj.bias",
+	RoleDown:         "model.layers.{i}.mlp.down_proj.weight",
+	RoleDownBias:     "model.layers.{i}.mlp.down_proj.bias",
+	RoleMLPPostNorm:  "model.layers.{i}.post_feedforward_layernorm.weight",
+	RoleFinalNorm:    "model.norm.weight",
+	RoleHead:         "lm_head.weight",
+}
+
+// llamaAttention is the attention module of the Llama-style families.
+const llamaAttention = "model.layers.{i}.self_attn"
+
+// withNames returns a copy of base with some names replaced.
+func withNames(base map[Role]string, changes map[Role]string) map[Role]string {
+	out := make(map[Role]string, len(base)+len(changes))
+	for r, n := range base {
+		out[r] = n
 	}
-	if v, ok := r.optInt("head_dim"); ok {
-		s.HeadDim = v
-	} else if s.Heads > 0 {
-		if s.Hidden%s.Heads != 0 {
-			r.fail(fmt.Errorf("hidden_size %d is not a multiple of %d heads and head_dim is not set", s.Hidden, s.Heads))
-		}
-		s.HeadDim = s.Hidden / s.Heads
+	for r, n := range changes {
+		out[r] = n
 	}
-	s.Intermediate = r.int("intermediate_size", "n_inner")
-	s.Context = r.int("max_position_embeddings", "n_positions", "n_ctx")
+	return out
+}
+
+// llamaTable: Llama (modeling_llama.py): RMSNorm before attention and MLP,
+// rotate-half RoPE with optional scaling, grouped-query attention, gated
+// MLP with the configured activation, optional attention and MLP biases.
+var llamaTable = &familyTable{
+	family:        Llama,
+	architectures: []string{"LlamaForCausalLM", "LlamaModel"},
+	names:         llamaNames,
+	attention:     llamaAttention,
+	read: func(r *reader, s *Spec, _ []string) {
+		readLlamaStyle(r, s)
+		s.QKVBias = r.bool(false, "attention_bias")
+		s.OutBias = s.QKVBias
+		s.MLPBias = r.bool(false, "mlp_bias")
+	},
+}
+
+// mistralTable: Mistral (modeling_mistral.py): Llama's layout with a
+// sliding window on every layer when sliding_window is set.
+var mistralTable = &familyTable{
+	family:        Mistral,
+	architectures: []string{"MistralForCausalLM", "MistralModel"},
+	names:         llamaNames,
+	attention:     llamaAttention,
+	read: func(r *reader, s *Spec, _ []string) {
+		readLlamaStyle(r, s)
+		s.Windows = windows(s.Layers, r.slidingWindow())
+	},
+}
+
+// readLlamaStyle reads what the Llama-style configs share: shapes, RMSNorm
+// (rms_norm_eps), hidden_act, rotate-half RoPE over the whole head (or
+// partial_rotary_factor of it), tie_word_embeddings.
+func readLlamaStyle(r *reader, s *Spec) {
+	r.decoderShapes(s)
 	s.Norm = RMSNorm
 	s.NormEps = r.float(1e-6, "rms_norm_eps")
 	s.Activation = r.str("hidden_act")
 	if s.Activation == "" {
 		s.Activation = "silu"
 	}
+	s.GatedMLP = true
 	s.Position = RoPEPositions
-	s.RoPETheta, s.RoPEScaling = r.rope(10000)
+	s.RoPE = r.rope(10000, rotaryDim(r, s.HeadDim), s.Context, "")
 	s.TiedEmbeddings = r.bool(false, "tie_word_embeddings")
-	switch s.Family {
-	case Qwen2:
-		s.QKVBias = true
-	case Qwen3:
-		s.QKNorm = true
-		s.QKVBias = r.bool(false, "attention_bias")
-		s.OutBias = s.QKVBias
-	default:
-		s.QKVBias = r.bool(false, "attention_bias")
-		s.OutBias = s.QKVBias
-		s.MLPBias = r.bool(false, "mlp_bias")
+}
+
+// rotaryDim is the number of rotated dimensions of a head:
+// int(head_dim * partial_rotary_factor) (GPT-NeoX's rotary_pct), all of it
+// by default.
+func rotaryDim(r *reader, headDim int) int {
+	f := r.float(1, "partial_rotary_factor", "rotary_pct")
+	if !(f > 0 && f <= 1) {
+		r.fail(fmt.Errorf("partial_rotary_factor %g must be in (0, 1]", f))
+		return headDim
 	}
-	if s.Family == Mistral || s.Family == Qwen2 || s.Family == Qwen3 {
-		if v, ok := r.optInt("sliding_window"); ok && r.bool(s.Family == Mistral, "use_sliding_window") {
-			s.SlidingWindow = v
-		}
-	}
+	return int(float64(headDim) * f)
 }

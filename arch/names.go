@@ -1,14 +1,15 @@
 package arch
 
 import (
-	"fmt"
 	"strings"
 )
 
 // Role says what a tensor is for, independently of the family's names.
 type Role string
 
-// Tensor roles. Global roles have Layer -1.
+// Tensor roles. Global roles have Layer -1. Shapes are given for nn.Linear
+// storage [out, in]; families with InOutLinear store linear weights
+// transposed.
 const (
 	RoleEmbed         Role = "embed"           // token embeddings [vocab, hidden]
 	RolePosEmbed      Role = "pos_embed"       // learned positions [context, hidden]
@@ -16,34 +17,47 @@ const (
 	RoleFinalNormBias Role = "final_norm_bias" // [hidden]
 	RoleHead          Role = "lm_head"         // [vocab, hidden]
 
-	RoleAttnNorm     Role = "attn_norm"
-	RoleAttnNormBias Role = "attn_norm_bias"
-	RoleQKV          Role = "qkv"      // gpt2 fused [hidden, 3*hidden] (Conv1D, [in, out])
-	RoleQKVBias      Role = "qkv_bias" // gpt2 [3*hidden]
-	RoleQ            Role = "q"        // [heads*head_dim, hidden]
-	RoleK            Role = "k"        // [kv_heads*head_dim, hidden]
-	RoleV            Role = "v"
-	RoleQBias        Role = "q_bias"
-	RoleKBias        Role = "k_bias"
-	RoleVBias        Role = "v_bias"
-	RoleQNorm        Role = "q_norm" // qwen3 [head_dim]
-	RoleKNorm        Role = "k_norm"
-	RoleOut          Role = "attn_out" // gpt2 [hidden, hidden] Conv1D; others [hidden, heads*head_dim]
-	RoleOutBias      Role = "attn_out_bias"
-	RoleMLPNorm      Role = "mlp_norm"
-	RoleMLPNormBias  Role = "mlp_norm_bias"
-	RoleUp           Role = "mlp_up" // gpt2 c_fc [hidden, inter]; others [inter, hidden]
-	RoleUpBias       Role = "mlp_up_bias"
-	RoleGate         Role = "mlp_gate" // [inter, hidden]
-	RoleGateBias     Role = "mlp_gate_bias"
-	RoleDown         Role = "mlp_down" // gpt2 c_proj [inter, hidden]; others [hidden, inter]
-	RoleDownBias     Role = "mlp_down_bias"
-	RoleSSMaxS       Role = "ssmax_s" // F32 [heads]
-	RoleSSMaxB       Role = "ssmax_b" // F32 [heads]
+	RoleAttnNorm      Role = "attn_norm" // before attention [hidden]
+	RoleAttnNormBias  Role = "attn_norm_bias"
+	RoleQKV           Role = "qkv"      // fused [(heads+2*kv_heads)*head_dim, hidden]
+	RoleQKVBias       Role = "qkv_bias" // [(heads+2*kv_heads)*head_dim]
+	RoleQ             Role = "q"        // [heads*head_dim, hidden]
+	RoleK             Role = "k"        // [kv_heads*head_dim, hidden]
+	RoleV             Role = "v"
+	RoleQBias         Role = "q_bias"
+	RoleKBias         Role = "k_bias"
+	RoleVBias         Role = "v_bias"
+	RoleQNorm         Role = "q_norm"   // [head_dim] or [heads*head_dim] (QKNormKind)
+	RoleKNorm         Role = "k_norm"   // [head_dim] or [kv_heads*head_dim]
+	RoleOut           Role = "attn_out" // [hidden, heads*head_dim]
+	RoleOutBias       Role = "attn_out_bias"
+	RoleAttnPostNorm  Role = "attn_post_norm" // on the attention output [hidden]
+	RoleMLPNorm       Role = "mlp_norm"       // before the MLP [hidden]
+	RoleMLPNormBias   Role = "mlp_norm_bias"
+	RoleUp            Role = "mlp_up" // [intermediate, hidden]
+	RoleUpBias        Role = "mlp_up_bias"
+	RoleGate          Role = "mlp_gate" // [intermediate, hidden]
+	RoleGateBias      Role = "mlp_gate_bias"
+	RoleGateUp        Role = "mlp_gate_up" // fused [2*intermediate, hidden]: [gate; up]
+	RoleDown          Role = "mlp_down"    // [hidden, intermediate]
+	RoleDownBias      Role = "mlp_down_bias"
+	RoleMLPPostNorm   Role = "mlp_post_norm" // on the MLP output [hidden]
+	RoleSSMaxS        Role = "ssmax_s"       // F32 [heads]
+	RoleSSMaxB        Role = "ssmax_b"       // F32 [heads]
 )
 
 // IsSSMax reports whether the role is an SSMax parameter (s or b).
 func (r Role) IsSSMax() bool { return r == RoleSSMaxS || r == RoleSSMaxB }
+
+// IsNormWeight reports whether the role is a normalisation gain (whose
+// Spec.NormOffset applies).
+func (r Role) IsNormWeight() bool {
+	switch r {
+	case RoleFinalNorm, RoleAttnNorm, RoleMLPNorm, RoleAttnPostNorm, RoleMLPPostNorm, RoleQNorm, RoleKNorm:
+		return true
+	}
+	return false
+}
 
 // TensorSpec is one tensor a checkpoint of this spec holds.
 type TensorSpec struct {
@@ -51,32 +65,165 @@ type TensorSpec struct {
 	Role  Role
 	Layer int // -1 for global tensors
 	Shape []int64
-	// Optional tensors may be absent (gpt2's lm_head when tied).
+	// Optional tensors may be absent (the head when embeddings are tied).
 	Optional bool
 }
 
-// InOut reports whether the family stores this linear weight as [in, out]
-// (GPT-2's Conv1D) rather than [out, in] (nn.Linear).
+// InOut reports whether this weight is stored [in, out] (GPT-2's Conv1D)
+// rather than [out, in] (nn.Linear).
 func (s *Spec) InOut(r Role) bool {
-	if s.Family != GPT2 {
+	if !s.InOutLinear {
 		return false
 	}
 	switch r {
-	case RoleQKV, RoleOut, RoleUp, RoleDown:
+	case RoleQKV, RoleQ, RoleK, RoleV, RoleOut, RoleUp, RoleGate, RoleGateUp, RoleDown:
 		return true
 	}
 	return false
+}
+
+// QKVWidth is the output width of a fused query/key/value projection.
+func (s *Spec) QKVWidth() int { return (s.Heads + 2*s.KVHeads) * s.HeadDim }
+
+// has reports whether the spec's features say the family stores role.
+func (s *Spec) has(r Role) bool {
+	pre := s.NormPlacement == PreNorm || s.NormPlacement == SandwichNorm
+	post := s.NormPlacement == PostNorm || s.NormPlacement == SandwichNorm
+	fused := s.QKV == FusedQKV || s.QKV == FusedQKVPerHead
+	switch r {
+	case RoleEmbed, RoleFinalNorm, RoleHead, RoleOut, RoleDown:
+		return true
+	case RolePosEmbed:
+		return s.Position == LearnedPositions
+	case RoleFinalNormBias:
+		return s.NormBias
+	case RoleAttnNorm, RoleMLPNorm:
+		return pre
+	case RoleAttnNormBias, RoleMLPNormBias:
+		return pre && s.NormBias
+	case RoleAttnPostNorm, RoleMLPPostNorm:
+		return post
+	case RoleQKV:
+		return fused
+	case RoleQKVBias:
+		return fused && s.QKVBias
+	case RoleQ, RoleK, RoleV:
+		return !fused
+	case RoleQBias, RoleKBias, RoleVBias:
+		return !fused && s.QKVBias
+	case RoleQNorm, RoleKNorm:
+		return s.QKNorm != NoQKNorm
+	case RoleOutBias:
+		return s.OutBias
+	case RoleUp:
+		return !s.FusedGateUp
+	case RoleGate:
+		return s.GatedMLP && !s.FusedGateUp
+	case RoleGateUp:
+		return s.FusedGateUp
+	case RoleUpBias:
+		return !s.FusedGateUp && s.MLPBias
+	case RoleGateBias:
+		return s.GatedMLP && !s.FusedGateUp && s.MLPBias
+	case RoleDownBias:
+		return s.MLPBias
+	}
+	return false
+}
+
+// shape is the stored shape of role.
+func (s *Spec) shape(r Role) []int64 {
+	d, inter, v := int64(s.Hidden), int64(s.Intermediate), int64(s.Vocab)
+	q, kv := int64(s.Heads*s.HeadDim), int64(s.KVHeads*s.HeadDim)
+	linear := func(out, in int64) []int64 {
+		if s.InOut(r) {
+			return []int64{in, out}
+		}
+		return []int64{out, in}
+	}
+	switch r {
+	case RoleEmbed, RoleHead:
+		return []int64{v, d}
+	case RolePosEmbed:
+		return []int64{int64(s.Context), d}
+	case RoleQKV:
+		return linear(int64(s.QKVWidth()), d)
+	case RoleQKVBias:
+		return []int64{int64(s.QKVWidth())}
+	case RoleQ:
+		return linear(q, d)
+	case RoleK, RoleV:
+		return linear(kv, d)
+	case RoleQBias:
+		return []int64{q}
+	case RoleKBias, RoleVBias:
+		return []int64{kv}
+	case RoleQNorm:
+		if s.QKNorm == ProjectionQKNorm {
+			return []int64{q}
+		}
+		return []int64{int64(s.HeadDim)}
+	case RoleKNorm:
+		if s.QKNorm == ProjectionQKNorm {
+			return []int64{kv}
+		}
+		return []int64{int64(s.HeadDim)}
+	case RoleOut:
+		return linear(d, q)
+	case RoleUp, RoleGate:
+		return linear(inter, d)
+	case RoleGateUp:
+		return linear(2*inter, d)
+	case RoleUpBias, RoleGateBias:
+		return []int64{inter}
+	case RoleDown:
+		return linear(d, inter)
+	case RoleSSMaxS, RoleSSMaxB:
+		return []int64{int64(s.Heads)}
+	}
+	return []int64{d} // norms, norm biases, output biases
+}
+
+// globalInputRoles, layerRoles and globalOutputRoles give the canonical
+// order of Tensors.
+var (
+	globalInputRoles = []Role{RoleEmbed, RolePosEmbed}
+	layerRoles       = []Role{
+		RoleAttnNorm, RoleAttnNormBias,
+		RoleQKV, RoleQKVBias, RoleQ, RoleQBias, RoleK, RoleKBias, RoleV, RoleVBias, RoleQNorm, RoleKNorm,
+		RoleOut, RoleOutBias, RoleAttnPostNorm,
+		RoleMLPNorm, RoleMLPNormBias,
+		RoleGateUp, RoleGate, RoleGateBias, RoleUp, RoleUpBias, RoleDown, RoleDownBias, RoleMLPPostNorm,
+	}
+	globalOutputRoles = []Role{RoleFinalNorm, RoleFinalNormBias, RoleHead}
+)
+
+func (s *Spec) tensor(r Role, layer int) TensorSpec {
+	return TensorSpec{
+		Name: s.expand(tableOf(s.Family).names[r], layer), Role: r, Layer: layer, Shape: s.shape(r),
+		Optional: r == RoleHead && s.TiedEmbeddings,
+	}
+}
+
+func (s *Spec) globalTensors(roles []Role) []TensorSpec {
+	var out []TensorSpec
+	for _, r := range roles {
+		if s.has(r) {
+			out = append(out, s.tensor(r, -1))
+		}
+	}
+	return out
 }
 
 // Tensors lists every weight the checkpoint must (or may) hold, in a
 // canonical order: input tensors, layers, output tensors. SSMax tensors are
 // included for the layers the SSMax config converts.
 func (s *Spec) Tensors() []TensorSpec {
-	out := s.inputTensors()
+	out := s.globalTensors(globalInputRoles)
 	for i := 0; i < s.Layers; i++ {
 		out = append(out, s.LayerTensors(i)...)
 	}
-	return append(out, s.outputTensors()...)
+	return append(out, s.globalTensors(globalOutputRoles)...)
 }
 
 // Weights lists the model weights only: Tensors without SSMax parameters.
@@ -95,7 +242,7 @@ func (s *Spec) Weights() []TensorSpec {
 func (s *Spec) Name(r Role, layer int) string {
 	var list []TensorSpec
 	if layer < 0 {
-		list = append(s.inputTensors(), s.outputTensors()...)
+		list = append(s.globalTensors(globalInputRoles), s.globalTensors(globalOutputRoles)...)
 	} else {
 		list = s.LayerTensors(layer)
 	}
@@ -107,106 +254,39 @@ func (s *Spec) Name(r Role, layer int) string {
 	return ""
 }
 
-func (s *Spec) inputTensors() []TensorSpec {
-	d, v := int64(s.Hidden), int64(s.Vocab)
-	if s.Family != GPT2 {
-		return []TensorSpec{{Name: "model.embed_tokens.weight", Role: RoleEmbed, Layer: -1, Shape: []int64{v, d}}}
-	}
-	out := []TensorSpec{{Name: s.Prefix + "wte.weight", Role: RoleEmbed, Layer: -1, Shape: []int64{v, d}}}
-	if s.Position == LearnedPositions {
-		out = append(out, TensorSpec{Name: s.Prefix + "wpe.weight", Role: RolePosEmbed, Layer: -1, Shape: []int64{int64(s.Context), d}})
-	}
-	return out
-}
-
-func (s *Spec) outputTensors() []TensorSpec {
-	d, v := int64(s.Hidden), int64(s.Vocab)
-	head := TensorSpec{Name: "lm_head.weight", Role: RoleHead, Layer: -1, Shape: []int64{v, d}, Optional: s.TiedEmbeddings}
-	if s.Family != GPT2 {
-		return []TensorSpec{{Name: "model.norm.weight", Role: RoleFinalNorm, Layer: -1, Shape: []int64{d}}, head}
-	}
-	return []TensorSpec{
-		{Name: s.Prefix + "ln_f.weight", Role: RoleFinalNorm, Layer: -1, Shape: []int64{d}},
-		{Name: s.Prefix + "ln_f.bias", Role: RoleFinalNormBias, Layer: -1, Shape: []int64{d}},
-		head,
-	}
-}
-
 // LayerTensors lists layer i's tensors.
 func (s *Spec) LayerTensors(i int) []TensorSpec {
 	var out []TensorSpec
-	add := func(name string, r Role, shape ...int64) {
-		out = append(out, TensorSpec{Name: name, Role: r, Layer: i, Shape: shape})
-	}
-	d, inter := int64(s.Hidden), int64(s.Intermediate)
-	h, kv, hd := int64(s.Heads), int64(s.KVHeads), int64(s.HeadDim)
-	if s.Family == GPT2 {
-		p := fmt.Sprintf("%sh.%d.", s.Prefix, i)
-		add(p+"ln_1.weight", RoleAttnNorm, d)
-		add(p+"ln_1.bias", RoleAttnNormBias, d)
-		add(p+"attn.c_attn.weight", RoleQKV, d, 3*d)
-		add(p+"attn.c_attn.bias", RoleQKVBias, 3*d)
-		add(p+"attn.c_proj.weight", RoleOut, d, d)
-		add(p+"attn.c_proj.bias", RoleOutBias, d)
-		add(p+"ln_2.weight", RoleMLPNorm, d)
-		add(p+"ln_2.bias", RoleMLPNormBias, d)
-		add(p+"mlp.c_fc.weight", RoleUp, d, inter)
-		add(p+"mlp.c_fc.bias", RoleUpBias, inter)
-		add(p+"mlp.c_proj.weight", RoleDown, inter, d)
-		add(p+"mlp.c_proj.bias", RoleDownBias, d)
-	} else {
-		p := fmt.Sprintf("model.layers.%d.", i)
-		add(p+"input_layernorm.weight", RoleAttnNorm, d)
-		add(p+"self_attn.q_proj.weight", RoleQ, h*hd, d)
-		if s.QKVBias {
-			add(p+"self_attn.q_proj.bias", RoleQBias, h*hd)
-		}
-		add(p+"self_attn.k_proj.weight", RoleK, kv*hd, d)
-		if s.QKVBias {
-			add(p+"self_attn.k_proj.bias", RoleKBias, kv*hd)
-		}
-		add(p+"self_attn.v_proj.weight", RoleV, kv*hd, d)
-		if s.QKVBias {
-			add(p+"self_attn.v_proj.bias", RoleVBias, kv*hd)
-		}
-		add(p+"self_attn.o_proj.weight", RoleOut, d, h*hd)
-		if s.OutBias {
-			add(p+"self_attn.o_proj.bias", RoleOutBias, d)
-		}
-		if s.QKNorm {
-			add(p+"self_attn.q_norm.weight", RoleQNorm, hd)
-			add(p+"self_attn.k_norm.weight", RoleKNorm, hd)
-		}
-		add(p+"post_attention_layernorm.weight", RoleMLPNorm, d)
-		add(p+"mlp.gate_proj.weight", RoleGate, inter, d)
-		if s.MLPBias {
-			add(p+"mlp.gate_proj.bias", RoleGateBias, inter)
-		}
-		add(p+"mlp.up_proj.weight", RoleUp, inter, d)
-		if s.MLPBias {
-			add(p+"mlp.up_proj.bias", RoleUpBias, inter)
-		}
-		add(p+"mlp.down_proj.weight", RoleDown, d, inter)
-		if s.MLPBias {
-			add(p+"mlp.down_proj.bias", RoleDownBias, d)
+	for _, r := range layerRoles {
+		if s.has(r) {
+			out = append(out, s.tensor(r, i))
 		}
 	}
 	if s.SSMax != nil && s.SSMax.Converts(i) {
 		if s.SSMax.Variant.HasS() {
-			add(s.SSMaxS(i), RoleSSMaxS, h)
+			out = append(out, TensorSpec{Name: s.SSMaxS(i), Role: RoleSSMaxS, Layer: i, Shape: s.shape(RoleSSMaxS)})
 		}
 		if s.SSMax.Variant.HasB() {
-			add(s.SSMaxB(i), RoleSSMaxB, h)
+			out = append(out, TensorSpec{Name: s.SSMaxB(i), Role: RoleSSMaxB, Layer: i, Shape: s.shape(RoleSSMaxB)})
 		}
 	}
 	return out
 }
 
+// bufferSuffixes end the names of tensors that checkpoints may carry but
+// that are not weights: causal-mask buffers (GPT-2, GPT-NeoX) and old
+// rotary caches.
+var bufferSuffixes = []string{".attn.bias", ".attn.masked_bias", ".attention.bias", ".attention.masked_bias", "rotary_emb.inv_freq"}
+
 // IsBuffer reports tensors that checkpoints may carry but that are not
-// weights: GPT-2's causal mask buffers and old Llama rotary caches.
+// weights.
 func IsBuffer(name string) bool {
-	return strings.HasSuffix(name, ".attn.bias") || strings.HasSuffix(name, ".attn.masked_bias") ||
-		strings.HasSuffix(name, "rotary_emb.inv_freq")
+	for _, suf := range bufferSuffixes {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsSSMaxTensor reports whether name is an SSMax parameter (".ssmax_s" or
@@ -220,12 +300,16 @@ func IsSSMaxTensor(name string) bool {
 // parameters are stored right after it, as the reference conversion does.
 func (s *Spec) AttentionAnchors(names []string) map[int]string {
 	out := map[int]string{}
+	prefixes := make([]string, s.Layers)
+	for l := range prefixes {
+		prefixes[l] = s.AttentionPrefix(l) + "."
+	}
 	for _, n := range names {
 		if IsSSMaxTensor(n) {
 			continue
 		}
-		for l := 0; l < s.Layers; l++ {
-			if strings.HasPrefix(n, s.AttentionPrefix(l)+".") {
+		for l, p := range prefixes {
+			if strings.HasPrefix(n, p) {
 				out[l] = n
 			}
 		}
