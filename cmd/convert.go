@@ -51,9 +51,6 @@ on an error or an interrupt nothing is left at DST. SRC is never modified.`,
   ssmax convert ./gpt2-ssmax ./gpt2-plain --revert`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			o.Src, o.Dst = args[0], args[1]
 			var err error
 			if o.Variant, err = arch.ParseVariant(variant); err != nil {

@@ -39,7 +39,7 @@ type evalModel struct {
 }
 
 // open loads the i-th model and its tokenizer.
-func (f *evalModelFlags) open(i int, labels []string) (*evalModel, error) {
+func (f *evalModelFlags) open(log *slog.Logger, i int, labels []string) (*evalModel, error) {
 	dir := f.models[i]
 	m, err := model.Open(dir, "", model.Options{RoPEThetaScale: f.thetaScale, Inference: true})
 	if err != nil {
@@ -57,7 +57,7 @@ func (f *evalModelFlags) open(i int, labels []string) (*evalModel, error) {
 	if tok.Name() != "bytes" {
 		key = kind + "|" + filepath.Clean(dir)
 	}
-	slog.Info("model", "dir", dir, "family", m.Spec.Family, "layers", m.Spec.Layers, "attention", m.Attention(0).Mode.String(), "tokenizer", tok.Name())
+	log.Info("model", "dir", dir, "family", m.Spec.Family, "layers", m.Spec.Layers, "attention", m.Attention(0).Mode.String(), "tokenizer", tok.Name())
 	return &evalModel{dir: dir, label: labels[i], m: m, tok: tok, tokKey: key}, nil
 }
 
@@ -163,9 +163,6 @@ beyond a model's learned positions are n/a.`,
       --lengths 128,256,512,1024,2048 --rope-theta-scale 50 --out ./eval`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if err := mf.check("length"); err != nil {
 				return err
 			}
@@ -190,7 +187,7 @@ beyond a model's learned positions are n/a.`,
 			streams := map[string]*data.Stream{}
 			var results []*eval.LengthResult
 			for i := range mf.models {
-				em, err := mf.open(i, labels)
+				em, err := mf.open(logger(c), i, labels)
 				if err != nil {
 					return err
 				}
@@ -209,7 +206,7 @@ beyond a model's learned positions are n/a.`,
 					} else if _, s, err = data.SplitDataset(ds, valFraction, seed); err != nil {
 						return fmt.Errorf("--data %s: %w", input, err)
 					}
-					slog.Info("held-out text", "data", input, "documents", s.NumDocs(), "tokens", s.Len())
+					logger(c).Info("held-out text", "data", input, "documents", s.NumDocs(), "tokens", s.Len())
 					streams[em.tokKey] = s
 				}
 				progress, done := progressFunc(c, "length "+em.label)
@@ -314,9 +311,6 @@ positions are n/a. Byte-level models use the same templates.`,
       --lengths 256,512,1024 --depths 0,0.25,0.5,0.75,1 --trials 8 --out ./eval`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if err := mf.check("niah"); err != nil {
 				return err
 			}
@@ -338,7 +332,7 @@ positions are n/a. Byte-level models use the same templates.`,
 			labels := eval.ModelLabels(mf.models)
 			var results []*eval.NIAHResult
 			for i := range mf.models {
-				em, err := mf.open(i, labels)
+				em, err := mf.open(logger(c), i, labels)
 				if err != nil {
 					return err
 				}
@@ -397,9 +391,6 @@ models (e.g. softmax and SSMax) to compare them side by side.`,
       --length 1024 --depth 0.5 --out ./eval`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if err := mf.check("attention"); err != nil {
 				return err
 			}
@@ -416,7 +407,7 @@ models (e.g. softmax and SSMax) to compare them side by side.`,
 			labels := eval.ModelLabels(mf.models)
 			var results []*eval.AttentionResult
 			for i := range mf.models {
-				em, err := mf.open(i, labels)
+				em, err := mf.open(logger(c), i, labels)
 				if err != nil {
 					return err
 				}

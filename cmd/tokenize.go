@@ -27,9 +27,6 @@ bytes with --eos.`,
   ssmax tokenize --tokenizer bytes --eos 256 --data $(go env GOROOT)/src --glob '*.go' --out go.bin`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if input == "" || output == "" {
 				return fmt.Errorf("tokenize needs --data PATH and --out FILE")
 			}

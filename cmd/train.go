@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -61,10 +60,11 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 		cfg.B = b
 	}
 	var bar *progressbar.ProgressBar
+	log := logger(c)
 	hooks := finetune.Hooks{
-		Log: func(msg string) { slog.Info(msg) },
+		Log: func(msg string) { log.Info(msg) },
 		Start: func(first, total int, info string) {
-			slog.Info("training", "model", info, "steps", total, "from", first, "out", cfg.Out)
+			log.Info("training", "model", info, "steps", total, "from", first, "out", cfg.Out)
 			bar = newProgressBar(c, int64(total), "training", false)
 			setProgress(bar, int64(first))
 		},
@@ -77,7 +77,7 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 				if m.ValLoss != nil {
 					args = append(args, "val_loss", fmt.Sprintf("%.4f", *m.ValLoss))
 				}
-				slog.Info("step", args...)
+				log.Info("step", args...)
 			}
 		},
 	}
@@ -117,9 +117,6 @@ uninterrupted run.`,
   ssmax finetune --model ./gpt2-ssmax --data ./tokens.bin --out ./run --resume`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if cfg.Model == "" {
 				return fmt.Errorf("finetune needs --model DIR")
 			}
@@ -148,9 +145,6 @@ default here) record it in config.json.`,
   ssmax pretrain --arch configs/models/gpt2-rope-small.yaml --data corpus.txt --out ./late --attention softmax --switch-to-ssmax-at 800`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if cfg.Arch == "" {
 				return fmt.Errorf("pretrain needs --arch FILE")
 			}
