@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/ssmax/ssmax/arch"
@@ -67,7 +65,7 @@ on an error or an interrupt nothing is left at DST. SRC is never modified.`,
 					return fmt.Errorf("--shard-size: %w", err)
 				}
 			}
-			o.Command = "ssmax " + strings.Join(os.Args[1:], " ")
+			o.Command = commandLine(c, args)
 			bar := newProgressBar(c, 0, "converting", true)
 			o.Progress = func(done, total int64) {
 				if bar != nil && bar.GetMax64() != total {
