@@ -16,36 +16,11 @@ import (
 	"github.com/ssmax/ssmax/safetensors"
 )
 
-// TokenizerKey is the config.json key with which ssmax records that a model
-// it trained reads bytes ("bytes"), so later commands pick the same tokenizer.
-const TokenizerKey = "ssmax_tokenizer"
-
-// TokenizerKind resolves --tokenizer "auto" for a model: the kind recorded
-// in its config, else "auto" (tokenizer files in dir).
-func TokenizerKind(m *model.Model, kind string) string {
-	if kind == "" || kind == "auto" {
-		var k string
-		if ok, _ := m.Config.Decode(TokenizerKey, &k); ok && k != "" {
-			return k
-		}
-		return "auto"
-	}
-	return kind
-}
-
 // setupData loads the tokenizer and corpus, checks them against the model,
 // and builds the training and validation iterators.
 func (t *trainer) setupData(ctx context.Context) error {
 	c, m := &t.cfg, t.m
-	dir := c.Model
-	if dir == "" {
-		dir = filepath.Dir(c.Arch)
-	}
-	kind := TokenizerKind(m, c.Tokenizer)
-	if c.Arch != "" && kind == "auto" {
-		kind = "bytes"
-	}
-	tok, err := data.LoadTokenizer(dir, kind, m.Spec.EOS, m.Spec.BOS)
+	tok, err := t.loadTokenizer()
 	if err != nil {
 		return err
 	}
@@ -54,7 +29,7 @@ func (t *trainer) setupData(ctx context.Context) error {
 	}
 	t.tok = tok
 	if tok.Name() == "bytes" {
-		if err := m.Config.Set(TokenizerKey, "bytes"); err != nil {
+		if err := m.Config.Set(data.TokenizerConfigKey, "bytes"); err != nil {
 			return err
 		}
 	}
@@ -90,6 +65,22 @@ func (t *trainer) setupData(ctx context.Context) error {
 	t.ds = ds
 	t.log("data: %d tokens (%d train, %d validation), tokenizer %s", ds.NumTokens(), train.Len(), streamLen(val), tok.Name())
 	return nil
+}
+
+// loadTokenizer loads the tokenizer of the model being fine-tuned, as every
+// command that reads a checkpoint does (data.LoadModelTokenizer). A model
+// pretrained from a preset has no checkpoint yet: it reads bytes unless
+// --tokenizer names another.
+func (t *trainer) loadTokenizer() (data.Tokenizer, error) {
+	c := &t.cfg
+	if c.Model != "" {
+		return data.LoadModelTokenizer(c.Model, c.Tokenizer)
+	}
+	kind := c.Tokenizer
+	if kind == "" || kind == "auto" {
+		kind = "bytes"
+	}
+	return data.LoadTokenizer(filepath.Dir(c.Arch), kind, t.m.Spec.EOS, t.m.Spec.BOS)
 }
 
 func streamLen(s *data.Stream) int {
