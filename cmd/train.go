@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -51,8 +53,33 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(&c.RoPEScale, "rope-theta-scale", 0, "multiply RoPE theta (train beyond the model's context)")
 }
 
+// pauseEnv names a hidden hook for tests: with SSMAX_TEST_PAUSE_AT_STEP=N a
+// training command, once step N is complete (its metrics line written and
+// its step_N checkpoint, if it saves one, complete), prints "paused after
+// step N" on stderr and makes no further progress until it is killed or
+// interrupted. finetune's kill test uses it to SIGKILL a run at a known
+// point, however fast the machine.
+const pauseEnv = "SSMAX_TEST_PAUSE_AT_STEP"
+
+// pauseStep reads pauseEnv: the step to pause after, 0 for none.
+func pauseStep() (int, error) {
+	v := os.Getenv(pauseEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a step number", pauseEnv, v)
+	}
+	return n, nil
+}
+
 // runTraining runs a configured training with a progress bar and logs.
 func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
+	pauseAt, err := pauseStep()
+	if err != nil {
+		return err
+	}
 	if c.Flags().Changed("s") {
 		cfg.S = s
 	}
@@ -78,6 +105,10 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 					args = append(args, "val_loss", fmt.Sprintf("%.4f", *m.ValLoss))
 				}
 				log.Info("step", args...)
+			}
+			if m.Step == pauseAt {
+				fmt.Fprintf(c.ErrOrStderr(), "paused after step %d (%s)\n", m.Step, pauseEnv)
+				<-c.Context().Done()
 			}
 		},
 	}

@@ -35,7 +35,9 @@ type Metrics struct {
 type Hooks struct {
 	// Start is called once the run is set up, with the first and last step.
 	Start func(first, total int, info string)
-	// Step is called after each optimizer step.
+	// Step is called when step m.Step is complete: its metrics line is
+	// written and its step_N checkpoint, if it saves one, is complete (the
+	// last step's final/ checkpoint follows the call).
 	Step func(m Metrics, total int)
 	// Log reports events (checkpoints, evaluations, the SSMax switch).
 	Log func(msg string)
@@ -198,9 +200,6 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if _, err := metrics.Write(append(line, '\n')); err != nil {
 			return nil, err
 		}
-		if t.hooks.Step != nil {
-			t.hooks.Step(rec, t.total)
-		}
 		if saveEvery > 0 && t.step%saveEvery == 0 && t.step < t.total {
 			if err := t.save(stepDirName(t.step), lastLoss); err != nil {
 				return nil, err
@@ -209,6 +208,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 			t.log("checkpoint %s", stepDirName(t.step))
+		}
+		if t.hooks.Step != nil {
+			t.hooks.Step(rec, t.total)
 		}
 	}
 	if err := t.save(finalDir, lastLoss); err != nil {
