@@ -96,8 +96,9 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	}
 	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, err
+	// --out gets what mkdir gives it: 0777 less the umask.
+	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
+		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
 	}
 	resumeFrom, err := t.setupModel()
 	if err != nil {
