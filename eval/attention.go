@@ -56,6 +56,7 @@ type AttentionResult struct {
 	FirstTokenCorrect int `json:"first_token_correct"`
 }
 
+// describe records which model r is about.
 func (r *AttentionResult) describe(label, path string, scale float64) {
 	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
 }
@@ -186,10 +187,10 @@ func Attention(ctx context.Context, o AttentionOptions) (*AttentionReport, error
 	if err := checkDepths([]float64{o.Depth}); err != nil {
 		return nil, fmt.Errorf("--depth: %w", err)
 	}
-	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, ck *checkpoint) (*AttentionResult, error) {
-		return NeedleAttention(ctx, ck.m, ck.tok, hay, NeedleAttentionOptions{
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*AttentionResult, error) {
+		return NeedleAttention(ctx, lm.m, lm.tok, hay, NeedleAttentionOptions{
 			Length: o.Length, Depth: o.Depth, Trials: o.Trials, Seed: o.Seed,
-			Needle: o.Needle, Question: o.Question, Digits: o.Digits, Progress: ck.progress,
+			Needle: o.Needle, Question: o.Question, Digits: o.Digits, Progress: lm.progress,
 		})
 	})
 	if err != nil {

@@ -59,8 +59,8 @@ func (c *Checkpoints) scale() float64 {
 	return c.RoPEThetaScale
 }
 
-// checkpoint is one opened model of an evaluation.
-type checkpoint struct {
+// loadedModel is one opened model of an evaluation.
+type loadedModel struct {
 	path, label string
 	m           *model.Model
 	tok         data.Tokenizer
@@ -72,7 +72,7 @@ type checkpoint struct {
 }
 
 // open loads the model at path, for inference, and its tokenizer.
-func (c *Checkpoints) open(path, label string) (*checkpoint, error) {
+func (c *Checkpoints) open(path, label string) (*loadedModel, error) {
 	m, err := model.Open(path, "", model.Options{RoPEThetaScale: c.scale(), Inference: true})
 	if err != nil {
 		return nil, fmt.Errorf("--model %s: %w", path, err)
@@ -89,11 +89,11 @@ func (c *Checkpoints) open(path, label string) (*checkpoint, error) {
 		key = c.Tokenizer + "|" + filepath.Clean(path)
 	}
 	c.log().Info("model", "dir", path, "family", m.Spec.Family, "layers", m.Spec.Layers, "attention", m.Attention(0).Mode.String(), "tokenizer", tok.Name())
-	ck := &checkpoint{path: path, label: label, m: m, tok: tok, tokKey: key}
+	lm := &loadedModel{path: path, label: label, m: m, tok: tok, tokKey: key}
 	if c.Progress != nil {
-		ck.progress = func(done, total int) { c.Progress(label, done, total) }
+		lm.progress = func(done, total int) { c.Progress(label, done, total) }
 	}
-	return ck, nil
+	return lm, nil
 }
 
 // labelled is a per-model result that records which model it describes.
@@ -104,22 +104,22 @@ type labelled interface {
 // evaluate opens the models one after the other and runs one on each,
 // labelling its result; each model is dropped before the next is opened.
 // An error names the model it came from.
-func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx context.Context, ck *checkpoint) (R, error)) ([]R, error) {
+func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx context.Context, lm *loadedModel) (R, error)) ([]R, error) {
 	labels := ModelLabels(c.Models)
 	var out []R
 	for i, path := range c.Models {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ck, err := c.open(path, labels[i])
+		lm, err := c.open(path, labels[i])
 		if err != nil {
 			return nil, err
 		}
-		res, err := one(ctx, ck)
+		res, err := one(ctx, lm)
 		if err != nil {
 			return nil, fmt.Errorf("--model %s: %w", path, err)
 		}
-		res.describe(ck.label, ck.path, c.scale())
+		res.describe(lm.label, lm.path, c.scale())
 		out = append(out, res)
 	}
 	return out, nil

@@ -110,6 +110,7 @@ type LengthResult struct {
 	Points         []LengthPoint `json:"lengths"`
 }
 
+// describe records which model r is about.
 func (r *LengthResult) describe(label, path string, scale float64) {
 	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
 }
@@ -351,15 +352,15 @@ func Length(ctx context.Context, o LengthOptions) (*LengthReport, error) {
 			h.ds.Close()
 		}
 	}()
-	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, ck *checkpoint) (*LengthResult, error) {
-		h, ok := cache[ck.tokKey]
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*LengthResult, error) {
+		h, ok := cache[lm.tokKey]
 		if !ok {
-			ds, err := data.LoadDataset(ctx, data.DatasetOptions{Input: o.Data, Glob: o.Glob, Tokenizer: ck.tok})
+			ds, err := data.LoadDataset(ctx, data.DatasetOptions{Input: o.Data, Glob: o.Glob, Tokenizer: lm.tok})
 			if err != nil {
 				return nil, fmt.Errorf("--data %s: %w", o.Data, err)
 			}
 			h = &heldOut{ds: ds, s: ds.Stream()}
-			cache[ck.tokKey] = h
+			cache[lm.tokKey] = h
 			if o.ValFraction > 0 {
 				if _, h.s, err = data.SplitDataset(ds, o.ValFraction, o.Seed); err != nil {
 					return nil, fmt.Errorf("--data %s: %w", o.Data, err)
@@ -367,11 +368,11 @@ func Length(ctx context.Context, o LengthOptions) (*LengthReport, error) {
 			}
 			o.log().Info("held-out text", "data", o.Data, "documents", h.s.NumDocs(), "tokens", h.s.Len())
 		}
-		if err := h.ds.Validate(ck.m.Spec.Vocab); err != nil {
+		if err := h.ds.Validate(lm.m.Spec.Vocab); err != nil {
 			return nil, err
 		}
-		return LossByLength(ctx, ck.m, h.s, LossByLengthOptions{
-			Lengths: o.Lengths, Samples: o.Samples, Source: o.Source, Progress: ck.progress,
+		return LossByLength(ctx, lm.m, h.s, LossByLengthOptions{
+			Lengths: o.Lengths, Samples: o.Samples, Source: o.Source, Progress: lm.progress,
 		})
 	})
 	if err != nil {

@@ -191,6 +191,7 @@ type NIAHResult struct {
 	Accuracy float64 `json:"accuracy"`
 }
 
+// describe records which model r is about.
 func (r *NIAHResult) describe(label, path string, scale float64) {
 	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
 }
@@ -365,11 +366,11 @@ func NIAH(ctx context.Context, o NIAHOptions) (*NIAHReport, error) {
 	if err := checkDepths(o.Depths); err != nil {
 		return nil, fmt.Errorf("--depths: %w", err)
 	}
-	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, ck *checkpoint) (*NIAHResult, error) {
-		return NeedleRetrieval(ctx, NewModelGenerator(ck.m, LineEnd(ck.tok)), ck.tok, hay, NeedleRetrievalOptions{
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*NIAHResult, error) {
+		return NeedleRetrieval(ctx, NewModelGenerator(lm.m, LineEnd(lm.tok)), lm.tok, hay, NeedleRetrievalOptions{
 			Lengths: o.Lengths, Depths: o.Depths, Trials: o.Trials, Seed: o.Seed,
 			Needle: o.Needle, Question: o.Question, Digits: o.Digits,
-			MaxTokens: MaxLength(ck.m), Progress: ck.progress,
+			MaxTokens: MaxLength(lm.m), Progress: lm.progress,
 		})
 	})
 	if err != nil {
