@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/ssmax/ssmax/attnscale"
@@ -51,9 +49,6 @@ on an error or an interrupt nothing is left at DST. SRC is never modified.`,
   ssmax convert ./gpt2-ssmax ./gpt2-plain --revert`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			o.Src, o.Dst = args[0], args[1]
 			var err error
 			if o.Variant, err = attnscale.ParseSSMax(variant); err != nil {
@@ -70,7 +65,7 @@ on an error or an interrupt nothing is left at DST. SRC is never modified.`,
 					return fmt.Errorf("--shard-size: %w", err)
 				}
 			}
-			o.Command = "ssmax " + strings.Join(os.Args[1:], " ")
+			o.Command = commandLine(c, args)
 			bar := newProgressBar(c, 0, "converting", true)
 			o.Progress = func(done, total int64) {
 				if bar != nil && bar.GetMax64() != total {

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -29,9 +28,6 @@ training length, for the original and the fine-tuned model.`,
   ssmax demo --out /tmp/demo --steps 120`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			o.Lengths = nil
 			for _, f := range strings.Split(lengths, ",") {
 				if f = strings.TrimSpace(f); f == "" {
@@ -43,10 +39,11 @@ training length, for the original and the fine-tuned model.`,
 				}
 				o.Lengths = append(o.Lengths, n)
 			}
-			o.Log = func(msg string) { slog.Info(msg) }
+			log := logger(c)
+			o.Log = func(msg string) { log.Info(msg) }
 			bar := newProgressBar(c, int64(o.Steps), "fine-tuning", false)
 			o.Hooks = finetune.Hooks{
-				Log: func(msg string) { slog.Info(msg) },
+				Log: o.Log,
 				Step: func(m finetune.Metrics, total int) {
 					if bar != nil {
 						bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", m.Loss, m.TokensPerSec))

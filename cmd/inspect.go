@@ -27,9 +27,6 @@ the tensor and the rule it breaks.`,
   ssmax inspect model.safetensors --model-config config.json --tensors`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			r, err := inspect.Run(args[0], opts)
 			if err != nil {
 				return err

@@ -77,8 +77,19 @@ Every command reads options from flags, from environment variables SSMAX_<FLAG>
 override the environment, which overrides the file.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Options are bound once, for the command being executed (its own
+		// flags and the persistent ones it inherits), before the logger is
+		// made from them; commands then read their flag variables.
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
-			return setupLogging(c.ErrOrStderr(), g)
+			if err := bindOptions(c); err != nil {
+				return err
+			}
+			log, err := newLogger(c.ErrOrStderr(), g)
+			if err != nil {
+				return err
+			}
+			c.SetContext(context.WithValue(c.Context(), loggerKey{}, log))
+			return nil
 		},
 	}
 	pf := root.PersistentFlags()
@@ -100,10 +111,25 @@ override the environment, which overrides the file.`,
 	return root
 }
 
-// setupLogging installs the slog handler chosen by --log-format and --quiet.
-// slog's default logger is the process's one piece of logging state; every
-// command sets it from its own flags before running.
-func setupLogging(w io.Writer, g *globalOptions) error {
+// loggerKey is the context key of the executing command's logger.
+type loggerKey struct{}
+
+// logger returns the logger the root command made for c from --log-format
+// and --quiet, or one that discards everything when c runs outside the
+// command tree's pre-run hook.
+func logger(c *cobra.Command) *slog.Logger {
+	if ctx := c.Context(); ctx != nil {
+		if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+			return l
+		}
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// newLogger makes the logger chosen by --log-format and --quiet, writing to
+// w. It is carried in the command's context, not installed as slog's
+// process-wide default.
+func newLogger(w io.Writer, g *globalOptions) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	if g.Quiet {
 		level = slog.LevelError
@@ -116,16 +142,18 @@ func setupLogging(w io.Writer, g *globalOptions) error {
 	case "json":
 		h = slog.NewJSONHandler(w, opts)
 	default:
-		return fmt.Errorf("--log-format: %q is not text or json", g.LogFormat)
+		return nil, fmt.Errorf("--log-format: %q is not text or json", g.LogFormat)
 	}
-	slog.SetDefault(slog.New(h))
-	return nil
+	return slog.New(h), nil
 }
 
 // bindOptions fills the flags of c that were not set on the command line from
 // the environment (SSMAX_<NAME>) and from the --config YAML file, using a
-// fresh viper instance. Every flag is bound explicitly, so environment
-// variables are honoured even for keys absent from the file.
+// fresh viper instance: flags win over the environment, which wins over the
+// file. It covers c's whole flag set, the persistent flags it inherits
+// included (cobra merges them in when it parses), and is called once, by
+// the root command's PersistentPreRunE. Every flag is bound explicitly, so
+// environment variables are honoured even for keys absent from the file.
 func bindOptions(c *cobra.Command) error {
 	v := viper.New()
 	v.SetEnvPrefix("SSMAX")

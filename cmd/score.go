@@ -30,9 +30,6 @@ multiplies RoPE theta, to evaluate beyond the training length.`,
   ssmax score --model ./llama --tokens tokens.txt --json --rope-theta-scale 50`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if modelDir == "" || tokensFile == "" {
 				return fmt.Errorf("score needs --model DIR and --tokens FILE")
 			}

@@ -5,8 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/ssmax/ssmax/data"
-	"github.com/ssmax/ssmax/finetune"
-	"github.com/ssmax/ssmax/model"
 )
 
 func newTokenizeCommand() *cobra.Command {
@@ -27,9 +25,6 @@ bytes with --eos.`,
   ssmax tokenize --tokenizer bytes --eos 256 --data $(go env GOROOT)/src --glob '*.go' --out go.bin`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if input == "" || output == "" {
 				return fmt.Errorf("tokenize needs --data PATH and --out FILE")
 			}
@@ -37,12 +32,8 @@ bytes with --eos.`,
 			var err error
 			switch {
 			case modelDir != "":
-				m, err := model.Open(modelDir, "", model.Options{})
-				if err != nil {
-					return err
-				}
-				if tok, err = data.LoadTokenizer(modelDir, finetune.TokenizerKind(m, kind), m.Spec.EOS, m.Spec.BOS); err != nil {
-					return err
+				if tok, err = data.LoadModelTokenizer(modelDir, kind); err != nil {
+					return fmt.Errorf("--model %s: %w", modelDir, err)
 				}
 			case kind == "bytes":
 				tok = data.NewByteTokenizer(eos)

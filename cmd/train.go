@@ -2,7 +2,8 @@ package cmd
 
 import (
 	"fmt"
-	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -52,8 +53,33 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(&c.RoPEScale, "rope-theta-scale", 0, "multiply RoPE theta (train beyond the model's context)")
 }
 
+// pauseEnv names a hidden hook for tests: with SSMAX_TEST_PAUSE_AT_STEP=N a
+// training command, once step N is complete (its metrics line written and
+// its step_N checkpoint, if it saves one, complete), prints "paused after
+// step N" on stderr and makes no further progress until it is killed or
+// interrupted. finetune's kill test uses it to SIGKILL a run at a known
+// point, however fast the machine.
+const pauseEnv = "SSMAX_TEST_PAUSE_AT_STEP"
+
+// pauseStep reads pauseEnv: the step to pause after, 0 for none.
+func pauseStep() (int, error) {
+	v := os.Getenv(pauseEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a step number", pauseEnv, v)
+	}
+	return n, nil
+}
+
 // runTraining runs a configured training with a progress bar and logs.
 func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
+	pauseAt, err := pauseStep()
+	if err != nil {
+		return err
+	}
 	if c.Flags().Changed("s") {
 		cfg.S = s
 	}
@@ -61,10 +87,11 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 		cfg.B = b
 	}
 	var bar *progressbar.ProgressBar
+	log := logger(c)
 	hooks := finetune.Hooks{
-		Log: func(msg string) { slog.Info(msg) },
+		Log: func(msg string) { log.Info(msg) },
 		Start: func(first, total int, info string) {
-			slog.Info("training", "model", info, "steps", total, "from", first, "out", cfg.Out)
+			log.Info("training", "model", info, "steps", total, "from", first, "out", cfg.Out)
 			bar = newProgressBar(c, int64(total), "training", false)
 			setProgress(bar, int64(first))
 		},
@@ -77,7 +104,11 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 				if m.ValLoss != nil {
 					args = append(args, "val_loss", fmt.Sprintf("%.4f", *m.ValLoss))
 				}
-				slog.Info("step", args...)
+				log.Info("step", args...)
+			}
+			if m.Step == pauseAt {
+				fmt.Fprintf(c.ErrOrStderr(), "paused after step %d (%s)\n", m.Step, pauseEnv)
+				<-c.Context().Done()
 			}
 		},
 	}
@@ -117,9 +148,6 @@ uninterrupted run.`,
   ssmax finetune --model ./gpt2-ssmax --data ./tokens.bin --out ./run --resume`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if cfg.Model == "" {
 				return fmt.Errorf("finetune needs --model DIR")
 			}
@@ -148,9 +176,6 @@ default here) record it in config.json.`,
   ssmax pretrain --arch configs/models/gpt2-rope-small.yaml --data corpus.txt --out ./late --attention softmax --switch-to-ssmax-at 800`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := bindOptions(c); err != nil {
-				return err
-			}
 			if cfg.Arch == "" {
 				return fmt.Errorf("pretrain needs --arch FILE")
 			}

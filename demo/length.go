@@ -31,7 +31,7 @@ func lengthTable(ctx context.Context, base, tuned string, o Options) (*LengthTab
 			return nil, err
 		}
 		t.TrainLen = m.Spec.Context
-		res, err := eval.EvalLength(ctx, m, val, eval.LengthOptions{Lengths: o.Lengths, Samples: o.Samples})
+		res, err := eval.LossByLength(ctx, m, val, eval.LossByLengthOptions{Lengths: o.Lengths, Samples: o.Samples})
 		if err != nil {
 			return nil, err
 		}

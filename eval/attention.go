@@ -3,22 +3,23 @@ package eval
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/ssmax/ssmax/data"
 	"github.com/ssmax/ssmax/model"
 )
 
-// AttentionOptions configures NeedleAttention.
-type AttentionOptions struct {
+// NeedleAttentionOptions configures NeedleAttention.
+type NeedleAttentionOptions struct {
 	// Length is the prompt length in tokens; Depth the needle's position in
 	// the haystack (0 start, 1 end; the nearest line start).
 	Length int
 	Depth  float64
 	// Trials is the number of prompts averaged (default 1); each has its own
-	// number and haystack start (see NIAHOptions).
+	// number and haystack start (see NeedleRetrievalOptions).
 	Trials int
 	Seed   uint64
-	// Needle, Question and Digits are as in NIAHOptions.
+	// Needle, Question and Digits are as in NeedleRetrievalOptions.
 	Needle, Question string
 	Digits           int
 	// Progress, if not nil, receives the trials done and the total.
@@ -55,17 +56,22 @@ type AttentionResult struct {
 	FirstTokenCorrect int `json:"first_token_correct"`
 }
 
-// NeedleAttention builds needle-in-a-haystack prompts (as RunNIAH does) of
-// opts.Length tokens, feeds each to m's decoder in one prefill with the
-// attention probe on (model.Decoder.ProbeAttention), and sums, for every
-// layer and head, the attention probabilities of the query whose logits give
-// the first answer token over the needle sentence's tokens, averaged over
-// the trials. That query is the prompt's last position; when the answer
+// describe records which model r is about.
+func (r *AttentionResult) describe(label, path string, scale float64) {
+	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
+}
+
+// NeedleAttention builds needle-in-a-haystack prompts (as NeedleRetrieval
+// does) of opts.Length tokens, feeds each to m's decoder in one prefill with
+// the attention probe on (model.Decoder.ProbeAttention), and sums, for every
+// layer and head, the attention probabilities of the query whose logits
+// give the first answer token over the needle sentence's tokens, averaged
+// over the trials. That query is the prompt's last position; when the answer
 // " "+number starts with tokens without a digit (the space of a byte-level
 // model), they are fed too (teacher forcing) and the query is the position
 // that predicts the number's first token.
-func NeedleAttention(ctx context.Context, m *model.Model, tok data.Tokenizer, hay *Haystack, opts AttentionOptions) (*AttentionResult, error) {
-	no := NIAHOptions{Trials: opts.Trials, Needle: opts.Needle, Question: opts.Question, Digits: opts.Digits}
+func NeedleAttention(ctx context.Context, m *model.Model, tok data.Tokenizer, hay *Haystack, opts NeedleAttentionOptions) (*AttentionResult, error) {
+	no := NeedleRetrievalOptions{Trials: opts.Trials, Needle: opts.Needle, Question: opts.Question, Digits: opts.Digits}
 	if opts.Trials <= 0 {
 		no.Trials = 1
 	}
@@ -74,7 +80,10 @@ func NeedleAttention(ctx context.Context, m *model.Model, tok data.Tokenizer, ha
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	if err := checkGrid([]int{opts.Length}, []float64{opts.Depth}); err != nil {
+	if err := checkLengths([]int{opts.Length}); err != nil {
+		return nil, err
+	}
+	if err := checkDepths([]float64{opts.Depth}); err != nil {
 		return nil, err
 	}
 	if limit := MaxLength(m); limit > 0 && opts.Length > limit {
@@ -134,4 +143,58 @@ func NeedleAttention(ctx context.Context, m *model.Model, tok data.Tokenizer, ha
 		}
 	}
 	return res, nil
+}
+
+// AttentionOptions configures Attention.
+type AttentionOptions struct {
+	Checkpoints
+	NeedleOptions
+	// Length is the prompt length in tokens; Depth the needle's position
+	// (0 start of the haystack, 1 end).
+	Length int
+	Depth  float64
+}
+
+// AttentionReport is the attention on the needle of each model evaluated.
+type AttentionReport struct {
+	Models []*AttentionResult
+}
+
+// WriteTable writes the report as WriteAttentionTable does.
+func (r *AttentionReport) WriteTable(w io.Writer) error { return WriteAttentionTable(w, r.Models) }
+
+// Save writes attention.json, attention.csv and attention.png into dir
+// (SaveAttention), creating it as mkdir does, and returns the paths
+// written.
+func (r *AttentionReport) Save(dir string) ([]string, error) {
+	return saveReport(dir, "attention", r.Models, SaveAttention)
+}
+
+// Attention measures the attention each layer and head of each model in
+// o.Models puts on the needle (NeedleAttention); every model gets the same
+// prompts. A length beyond a model's learned positions is an error.
+func Attention(ctx context.Context, o AttentionOptions) (*AttentionReport, error) {
+	if err := o.Checkpoints.check("attention"); err != nil {
+		return nil, err
+	}
+	hay, err := o.NeedleOptions.open("attention")
+	if err != nil {
+		return nil, err
+	}
+	if o.Length < 1 {
+		return nil, fmt.Errorf("eval attention needs --length N (prompt tokens)")
+	}
+	if err := checkDepths([]float64{o.Depth}); err != nil {
+		return nil, fmt.Errorf("--depth: %w", err)
+	}
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*AttentionResult, error) {
+		return NeedleAttention(ctx, lm.m, lm.tok, hay, NeedleAttentionOptions{
+			Length: o.Length, Depth: o.Depth, Trials: o.Trials, Seed: o.Seed,
+			Needle: o.Needle, Question: o.Question, Digits: o.Digits, Progress: lm.progress,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &AttentionReport{Models: results}, nil
 }

@@ -40,7 +40,7 @@ func TestNeedleAttention(t *testing.T) {
 			}
 			tok := data.NewByteTokenizer(m.Spec.EOS)
 			calls := 0
-			res, err := NeedleAttention(context.Background(), m, tok, hay, AttentionOptions{
+			res, err := NeedleAttention(context.Background(), m, tok, hay, NeedleAttentionOptions{
 				Length: 120, Depth: 0.5, Trials: 2, Seed: 3, Progress: func(int, int) { calls++ },
 			})
 			if err != nil {
@@ -73,7 +73,7 @@ func TestNeedleAttention(t *testing.T) {
 					}
 				}
 			}
-			_, err = NeedleAttention(context.Background(), m, tok, hay, AttentionOptions{Length: 129})
+			_, err = NeedleAttention(context.Background(), m, tok, hay, NeedleAttentionOptions{Length: 129})
 			if learned := MaxLength(m) > 0; learned != (err != nil) {
 				t.Errorf("length 129 beyond %d positions: error %v", m.Spec.Context, err)
 			} else if err != nil && !strings.Contains(err.Error(), "learned positions") {

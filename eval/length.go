@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/ssmax/ssmax/model"
 )
 
-// Sample sources of EvalLength (LengthOptions.Source).
+// Sample sources of the length evaluation (LengthOptions.Source).
 const (
 	// SourceAuto takes whole documents when at least Samples documents are
 	// long enough for a length, and concatenated text otherwise.
@@ -54,8 +55,8 @@ func PositionBuckets(length int) []Bucket {
 	return out
 }
 
-// LengthOptions configures EvalLength.
-type LengthOptions struct {
+// LossByLengthOptions configures LossByLength.
+type LossByLengthOptions struct {
 	// Lengths are the context lengths L to evaluate: each sample holds L+1
 	// tokens and gives L predictions, from n = 1 to L tokens of context.
 	Lengths []int
@@ -107,6 +108,11 @@ type LengthResult struct {
 	RoPEThetaScale float64       `json:"rope_theta_scale,omitempty"`
 	Samples        int           `json:"samples"`
 	Points         []LengthPoint `json:"lengths"`
+}
+
+// describe records which model r is about.
+func (r *LengthResult) describe(label, path string, scale float64) {
+	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
 }
 
 // MaxLength returns the longest sequence m can read as one document: its
@@ -183,20 +189,20 @@ func readStream(s *data.Stream, off, n int) []int {
 	return out
 }
 
-// EvalLength measures the mean next-token loss of m per position bucket for
-// contexts of each length in opts.Lengths, on samples of the stream s (see
-// LengthOptions.Source for where they come from). Each sample of L+1 tokens
+// LossByLength measures the mean next-token loss of m per position bucket
+// for contexts of each length in opts.Lengths, on samples of the stream s
+// (see LossByLengthOptions.Source for where they come from). Each sample of L+1 tokens
 // is one forward pass over its first L tokens as one document (position p
 // sees n = p+1 keys), scored against the next token at every position.
 // Lengths beyond a model's learned positions, or with no sample in the
 // data, are reported as NA rather than failing. The result's Model label is
-// left empty for the caller to fill.
-func EvalLength(ctx context.Context, m *model.Model, s *data.Stream, opts LengthOptions) (*LengthResult, error) {
+// left empty for the caller to fill (Length fills it).
+func LossByLength(ctx context.Context, m *model.Model, s *data.Stream, opts LossByLengthOptions) (*LengthResult, error) {
 	if opts.Samples <= 0 {
 		opts.Samples = 4
 	}
-	if len(opts.Lengths) == 0 {
-		return nil, fmt.Errorf("no lengths to evaluate")
+	if err := checkLengths(opts.Lengths); err != nil {
+		return nil, err
 	}
 	limit := MaxLength(m)
 	res := &LengthResult{Samples: opts.Samples}
@@ -207,9 +213,6 @@ func EvalLength(ctx context.Context, m *model.Model, s *data.Stream, opts Length
 	var jobs []job
 	total := 0
 	for _, L := range opts.Lengths {
-		if L < 1 {
-			return nil, fmt.Errorf("length %d: want at least 1", L)
-		}
 		p := LengthPoint{Length: L}
 		switch {
 		case limit > 0 && L > limit:
@@ -273,4 +276,107 @@ func EvalLength(ctx context.Context, m *model.Model, s *data.Stream, opts Length
 		}
 	}
 	return res, nil
+}
+
+// LengthOptions configures Length.
+type LengthOptions struct {
+	Checkpoints
+	// Data is the held-out text: a file, a directory (with Glob), or token
+	// files (.bin).
+	Data, Glob string
+	// ValFraction and Seed split Data as training splits it, and the
+	// validation documents are evaluated: evaluating on the training corpus
+	// with the trainer's fraction and seed uses the documents training held
+	// out. ValFraction 0 uses all of Data.
+	ValFraction float64
+	Seed        uint64
+	// Lengths, Samples and Source are as in LossByLengthOptions.
+	Lengths []int
+	Samples int
+	Source  string
+}
+
+// check validates the options before any model is opened.
+func (o *LengthOptions) check() error {
+	if err := o.Checkpoints.check("length"); err != nil {
+		return err
+	}
+	if o.Data == "" {
+		return fmt.Errorf("eval length needs --data PATH")
+	}
+	if err := checkLengths(o.Lengths); err != nil {
+		return fmt.Errorf("--lengths: %w", err)
+	}
+	if o.Samples < 0 {
+		return fmt.Errorf("--samples %d: want at least 1", o.Samples)
+	}
+	switch o.Source {
+	case "", SourceAuto, SourceDocuments, SourceConcat:
+	default:
+		return fmt.Errorf("--source %q: want auto, documents or concat", o.Source)
+	}
+	if o.ValFraction < 0 || o.ValFraction >= 1 {
+		return fmt.Errorf("--val-fraction %v: want [0, 1)", o.ValFraction)
+	}
+	return nil
+}
+
+// LengthReport is the loss against context length of each model evaluated.
+type LengthReport struct {
+	Models []*LengthResult
+}
+
+// WriteTable writes the report as WriteLengthTable does.
+func (r *LengthReport) WriteTable(w io.Writer) error { return WriteLengthTable(w, r.Models) }
+
+// Save writes length.json, length.csv and length.png into dir (SaveLength),
+// creating it as mkdir does, and returns the paths written.
+func (r *LengthReport) Save(dir string) ([]string, error) {
+	return saveReport(dir, "length", r.Models, SaveLength)
+}
+
+// Length measures the loss against context length (LossByLength) of each
+// model in o.Models on the held-out text of o.Data. The text is read and
+// tokenized once per tokenizer: models that share one share the samples.
+func Length(ctx context.Context, o LengthOptions) (*LengthReport, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	type heldOut struct {
+		ds *data.Dataset
+		s  *data.Stream
+	}
+	cache := map[string]*heldOut{}
+	defer func() {
+		for _, h := range cache {
+			h.ds.Close()
+		}
+	}()
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*LengthResult, error) {
+		h, ok := cache[lm.tokKey]
+		if !ok {
+			ds, err := data.LoadDataset(ctx, data.DatasetOptions{Input: o.Data, Glob: o.Glob, Tokenizer: lm.tok})
+			if err != nil {
+				return nil, fmt.Errorf("--data %s: %w", o.Data, err)
+			}
+			h = &heldOut{ds: ds, s: ds.Stream()}
+			cache[lm.tokKey] = h
+			if o.ValFraction > 0 {
+				if _, h.s, err = data.SplitDataset(ds, o.ValFraction, o.Seed); err != nil {
+					return nil, fmt.Errorf("--data %s: %w", o.Data, err)
+				}
+			}
+			o.log().Info("held-out text", "data", o.Data, "documents", h.s.NumDocs(), "tokens", h.s.Len())
+		}
+		if err := h.ds.Validate(lm.m.Spec.Vocab); err != nil {
+			return nil, err
+		}
+		return LossByLength(ctx, lm.m, h.s, LossByLengthOptions{
+			Lengths: o.Lengths, Samples: o.Samples, Source: o.Source, Progress: lm.progress,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &LengthReport{Models: results}, nil
 }

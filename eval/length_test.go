@@ -104,7 +104,7 @@ func TestLengthMatchesScore(t *testing.T) {
 			m := openFixture(t, tc.fixture)
 			s, _ := byteStream(t, m, dir)
 			var calls, total int
-			res, err := EvalLength(context.Background(), m, s, LengthOptions{
+			res, err := LossByLength(context.Background(), m, s, LossByLengthOptions{
 				Lengths: tc.lengths, Samples: 2, Source: tc.source,
 				Progress: func(done, tot int) { calls++; total = tot },
 			})

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 
@@ -10,7 +11,7 @@ import (
 	"github.com/ssmax/ssmax/model"
 )
 
-// Generator continues a prompt. RunNIAH asks it for the answer to each
+// Generator continues a prompt. NeedleRetrieval asks it for the answer to each
 // needle-in-a-haystack prompt; ModelGenerator is the language model
 // implementation, tests pass stubs.
 type Generator interface {
@@ -107,8 +108,8 @@ func LineEnd(tok data.Tokenizer) func(id int) bool {
 	}
 }
 
-// NIAHOptions configures RunNIAH.
-type NIAHOptions struct {
+// NeedleRetrievalOptions configures NeedleRetrieval.
+type NeedleRetrievalOptions struct {
 	// Lengths are the prompt lengths in tokens (haystack, needle and
 	// question together).
 	Lengths []int
@@ -134,7 +135,7 @@ type NIAHOptions struct {
 	Progress func(done, total int)
 }
 
-func (o *NIAHOptions) defaults() {
+func (o *NeedleRetrievalOptions) defaults() {
 	if o.Trials <= 0 {
 		o.Trials = 4
 	}
@@ -190,6 +191,11 @@ type NIAHResult struct {
 	Accuracy float64 `json:"accuracy"`
 }
 
+// describe records which model r is about.
+func (r *NIAHResult) describe(label, path string, scale float64) {
+	r.Model, r.Path, r.RoPEThetaScale = label, path, scale
+}
+
 // niahPlan is the model-independent randomness of an evaluation.
 type niahPlan struct {
 	starts  []int        // haystack start file per trial
@@ -215,25 +221,7 @@ func makePlan(seed uint64, files, lengths, depths, trials, digits int) niahPlan 
 	return p
 }
 
-// checkGrid validates lengths and depths.
-func checkGrid(lengths []int, depths []float64) error {
-	if len(lengths) == 0 || len(depths) == 0 {
-		return fmt.Errorf("need at least one length and one depth")
-	}
-	for _, L := range lengths {
-		if L < 1 {
-			return fmt.Errorf("length %d: want at least 1", L)
-		}
-	}
-	for _, d := range depths {
-		if !(d >= 0 && d <= 1) {
-			return fmt.Errorf("depth %v not in [0, 1]", d)
-		}
-	}
-	return nil
-}
-
-// RunNIAH runs the needle-in-a-haystack test. For every length, depth and
+// NeedleRetrieval runs the needle-in-a-haystack test on one model. For every length, depth and
 // trial it builds a prompt of exactly that many tokens: [BOS] (when the
 // tokenizer has one distinct from EOS), the haystack with the needle
 // sentence (holding a random number) as its own line at the line start
@@ -241,13 +229,16 @@ func checkGrid(lengths []int, depths []float64) error {
 // as many tokens as the encoding of " "+number; the answer is cut at the
 // first line end or EOS, and the trial is correct when its digits equal the
 // number. tok encodes the prompts and decodes the answers.
-func RunNIAH(ctx context.Context, gen Generator, tok data.Tokenizer, hay *Haystack, opts NIAHOptions) (*NIAHResult, error) {
+func NeedleRetrieval(ctx context.Context, gen Generator, tok data.Tokenizer, hay *Haystack, opts NeedleRetrievalOptions) (*NIAHResult, error) {
 	opts.defaults()
 	t := needleText{needle: opts.Needle, question: opts.Question, digits: opts.Digits}
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	if err := checkGrid(opts.Lengths, opts.Depths); err != nil {
+	if err := checkLengths(opts.Lengths); err != nil {
+		return nil, err
+	}
+	if err := checkDepths(opts.Depths); err != nil {
 		return nil, err
 	}
 	plan := makePlan(opts.Seed, hay.NumFiles(), len(opts.Lengths), len(opts.Depths), opts.Trials, opts.Digits)
@@ -331,4 +322,59 @@ func RunNIAH(ctx context.Context, gen Generator, tok data.Tokenizer, hay *Haysta
 		res.Accuracy = float64(correct) / float64(trials)
 	}
 	return res, nil
+}
+
+// NIAHOptions configures NIAH.
+type NIAHOptions struct {
+	Checkpoints
+	NeedleOptions
+	// Lengths are the prompt lengths in tokens; Depths the needle
+	// positions (0 start of the haystack, 1 end).
+	Lengths []int
+	Depths  []float64
+}
+
+// NIAHReport is the needle-in-a-haystack accuracy of each model evaluated.
+type NIAHReport struct {
+	Models []*NIAHResult
+}
+
+// WriteTable writes the report as WriteNIAHTable does.
+func (r *NIAHReport) WriteTable(w io.Writer) error { return WriteNIAHTable(w, r.Models) }
+
+// Save writes niah.json, niah.csv and niah.png into dir (SaveNIAH),
+// creating it as mkdir does, and returns the paths written.
+func (r *NIAHReport) Save(dir string) ([]string, error) {
+	return saveReport(dir, "niah", r.Models, SaveNIAH)
+}
+
+// NIAH runs the needle-in-a-haystack test (NeedleRetrieval) on each model
+// in o.Models, decoding greedily with its KV cache (ModelGenerator) until a
+// line end; every model gets the same prompts. Cells beyond a model's
+// learned positions are n/a.
+func NIAH(ctx context.Context, o NIAHOptions) (*NIAHReport, error) {
+	if err := o.Checkpoints.check("niah"); err != nil {
+		return nil, err
+	}
+	hay, err := o.NeedleOptions.open("niah")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLengths(o.Lengths); err != nil {
+		return nil, fmt.Errorf("--lengths: %w", err)
+	}
+	if err := checkDepths(o.Depths); err != nil {
+		return nil, fmt.Errorf("--depths: %w", err)
+	}
+	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*NIAHResult, error) {
+		return NeedleRetrieval(ctx, NewModelGenerator(lm.m, LineEnd(lm.tok)), lm.tok, hay, NeedleRetrievalOptions{
+			Lengths: o.Lengths, Depths: o.Depths, Trials: o.Trials, Seed: o.Seed,
+			Needle: o.Needle, Question: o.Question, Digits: o.Digits,
+			MaxTokens: MaxLength(lm.m), Progress: lm.progress,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &NIAHReport{Models: results}, nil
 }

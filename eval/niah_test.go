@@ -58,7 +58,7 @@ func TestNIAHHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := data.NewByteTokenizer(256)
-	opts := NIAHOptions{
+	opts := NeedleRetrievalOptions{
 		Lengths: []int{100, 600, 900, 2000}, Depths: []float64{0, 0.25, 0.5, 0.75, 1},
 		Trials: 3, Seed: 7, MaxTokens: 1000,
 	}
@@ -78,7 +78,7 @@ func TestNIAHHarness(t *testing.T) {
 			var last [2]int
 			o := opts
 			o.Progress = func(done, total int) { last = [2]int{done, total} }
-			res, err := RunNIAH(context.Background(), gen, tok, hay, o)
+			res, err := NeedleRetrieval(context.Background(), gen, tok, hay, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,16 +193,16 @@ func TestNIAHErrors(t *testing.T) {
 	tok := data.NewByteTokenizer(256)
 	gen := constant{tok, " 1"}
 	for _, tc := range []struct {
-		opts NIAHOptions
+		opts NeedleRetrievalOptions
 		want string
 	}{
-		{NIAHOptions{Lengths: []int{100}, Depths: []float64{0}, Needle: "no placeholder"}, "{number}"},
-		{NIAHOptions{Lengths: []int{100}, Depths: []float64{1.5}}, "depth 1.5"},
-		{NIAHOptions{Lengths: nil, Depths: []float64{0}}, "at least one length"},
-		{NIAHOptions{Lengths: []int{1000}, Depths: []float64{0}}, "need"},
-		{NIAHOptions{Lengths: []int{40}, Depths: []float64{0}}, "shorter than the needle"},
+		{NeedleRetrievalOptions{Lengths: []int{100}, Depths: []float64{0}, Needle: "no placeholder"}, "{number}"},
+		{NeedleRetrievalOptions{Lengths: []int{100}, Depths: []float64{1.5}}, "depth 1.5"},
+		{NeedleRetrievalOptions{Lengths: nil, Depths: []float64{0}}, "at least one length"},
+		{NeedleRetrievalOptions{Lengths: []int{1000}, Depths: []float64{0}}, "need"},
+		{NeedleRetrievalOptions{Lengths: []int{40}, Depths: []float64{0}}, "shorter than the needle"},
 	} {
-		if _, err := RunNIAH(context.Background(), gen, tok, hay, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := NeedleRetrieval(context.Background(), gen, tok, hay, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.opts, err, tc.want)
 		}
 	}
@@ -261,7 +261,7 @@ func TestModelGenerator(t *testing.T) {
 				t.Fatal(err)
 			}
 			tok := data.NewByteTokenizer(m.Spec.EOS)
-			res, err := RunNIAH(context.Background(), NewModelGenerator(m, LineEnd(tok)), tok, hay, NIAHOptions{
+			res, err := NeedleRetrieval(context.Background(), NewModelGenerator(m, LineEnd(tok)), tok, hay, NeedleRetrievalOptions{
 				Lengths: []int{100, 200}, Depths: []float64{0, 1}, Trials: 1, MaxTokens: MaxLength(m),
 			})
 			if err != nil {

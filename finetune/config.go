@@ -1,10 +1,3 @@
-// Package finetune trains language models with spago: fine-tuning a
-// (converted) checkpoint, or pretraining from scratch with an optional
-// switch from softmax to SSMax attention at a chosen step (the paper's
-// "during pretraining" configuration). The loop reads top to bottom in
-// Trainer.Run: data -> forward -> loss -> backward -> clip -> step -> log ->
-// checkpoint. Checkpoints are complete model directories plus the trainer
-// state, so a run resumes exactly where it stopped.
 package finetune
 
 import (

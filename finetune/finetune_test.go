@@ -15,6 +15,7 @@ import (
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/data"
 	"github.com/ssmax/ssmax/finetune"
 	"github.com/ssmax/ssmax/model"
@@ -249,5 +250,36 @@ func TestBadDataFailsBeforeTraining(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSMeanPerLayer: metrics.jsonl's s_mean has the mean s of each layer
+// and 0 for a layer without s; it is absent when no layer has s.
+func TestSMeanPerLayer(t *testing.T) {
+	base := t.TempDir()
+	partial := filepath.Join(base, "partial")
+	if _, err := convert.Run(context.Background(), convert.Options{
+		Src: filepath.Join(fixtures, "gpt2-tiny"), Dst: partial, Variant: attnscale.SSMax, Init: convert.InitMatch, Layers: "1",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model string
+		want  func([]float64) bool
+	}{
+		{partial, func(s []float64) bool { return len(s) == 2 && s[0] == 0 && s[1] > 0 }},
+		{filepath.Join(fixtures, "gpt2-tiny"), func(s []float64) bool { return s == nil }},
+	} {
+		cfg := finetune.Defaults()
+		cfg.Model, cfg.Tokenizer = tc.model, "bytes"
+		cfg.Data, cfg.Glob, cfg.Out = goText(), "*.go", filepath.Join(t.TempDir(), "out")
+		cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.EvalEvery = 1, 1, 32, 0
+		if _, err := finetune.Run(context.Background(), cfg, finetune.Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(filepath.Join(cfg.Out, "metrics.jsonl"))
+		if recs := readMetrics(t, cfg.Out); len(recs) != 1 || !tc.want(recs[0].SMean) || (recs[0].SMean == nil) == strings.Contains(string(raw), "s_mean") {
+			t.Errorf("%s: metrics %s", tc.model, raw)
+		}
 	}
 }

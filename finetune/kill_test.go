@@ -5,15 +5,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
+// killAfterStep is where the killed run stops: past the step_000010
+// checkpoint, with two metric lines beyond it that resuming must drop.
+const killAfterStep = 12
+
 // TestKillAndResume kills a training process with SIGKILL partway (no
 // chance to clean up) and resumes it: the loss sequence must equal that of
-// an uninterrupted run with the same seed.
+// an uninterrupted run with the same seed. The kill point does not depend
+// on the machine's speed: SSMAX_TEST_PAUSE_AT_STEP (cmd/train.go) makes the
+// run wait, once step 12 is complete, until it is killed.
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ssmax and trains three small runs")
@@ -35,32 +42,49 @@ func TestKillAndResume(t *testing.T) {
 	}
 
 	cmd := exec.Command(bin, args(killed)...)
+	cmd.Env = append(os.Environ(), "SSMAX_TEST_PAUSE_AT_STEP="+itoa(killAfterStep))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if n := metricLines(filepath.Join(killed, "metrics.jsonl")); n >= 12 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the run made no progress")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The test's deadline, not the run's speed, bounds the wait.
+	timer := time.AfterFunc(5*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	paused, sc := false, bufio.NewScanner(stderr)
+	var lines []string
+	for !paused && sc.Scan() {
+		lines = append(lines, sc.Text())
+		paused = strings.HasPrefix(sc.Text(), "paused after step "+itoa(killAfterStep))
+	}
+	if !paused {
+		cmd.Wait()
+		t.Fatalf("the run ended without pausing at step %d:\n%s", killAfterStep, strings.Join(lines, "\n"))
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the run was not killed: %v", err)
+	}
+	if n := metricLines(filepath.Join(killed, "metrics.jsonl")); n != killAfterStep {
+		t.Fatalf("killed at step %d with %d metric lines", killAfterStep, n)
+	}
+	if _, err := os.Stat(filepath.Join(killed, "step_000010", "DONE")); err != nil {
+		t.Fatalf("no complete checkpoint before the kill: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(killed, "final")); err == nil {
-		t.Skip("the run finished before it could be killed")
+		t.Fatal("the killed run wrote final/")
 	}
 	if out, err := exec.Command(bin, args(killed, "--resume")...).CombinedOutput(); err != nil {
 		t.Fatalf("resumed run: %v\n%s", err, out)
 	}
 	sameLosses(t, readMetrics(t, whole), readMetrics(t, killed))
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
 
 func metricLines(path string) int {
 	f, err := os.Open(path)

@@ -7,147 +7,127 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/nlpodyssey/spago/ag"
-	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/data"
-	"github.com/ssmax/ssmax/internal/atomicfile"
 	"github.com/ssmax/ssmax/model"
-	"github.com/ssmax/ssmax/safetensors"
 )
 
-// TokenizerKey is the config.json key with which ssmax records that a model
-// it trained reads bytes ("bytes"), so later commands pick the same tokenizer.
-const TokenizerKey = "ssmax_tokenizer"
+// Metrics is one line of OUT/metrics.jsonl.
+type Metrics struct {
+	Step         int     `json:"step"`
+	Loss         float64 `json:"loss"`
+	LR           float64 `json:"lr"`
+	GradNorm     float64 `json:"grad_norm"`
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	Tokens       int64   `json:"tokens"`
+	Elapsed      float64 `json:"elapsed_seconds"`
+	// SMean is the mean s of each layer, 0 for a layer without s (softmax
+	// or the fixed variant); nil, and left out of the line, when no layer
+	// has s.
+	SMean   []float64 `json:"s_mean,omitempty"`
+	ValLoss *float64  `json:"val_loss,omitempty"`
+}
 
-// TokenizerKind resolves --tokenizer "auto" for a model: the kind recorded
-// in its config, else "auto" (tokenizer files in dir).
-func TokenizerKind(m *model.Model, kind string) string {
-	if kind == "" || kind == "auto" {
-		var k string
-		if ok, _ := m.Config.Decode(TokenizerKey, &k); ok && k != "" {
-			return k
+// Hooks let a caller watch a run (progress bars, logs). All are optional.
+type Hooks struct {
+	// Start is called once the run is set up, with the first and last step.
+	Start func(first, total int, info string)
+	// Step is called when step m.Step is complete: its metrics line is
+	// written and its step_N checkpoint, if it saves one, is complete (the
+	// last step's final/ checkpoint follows the call).
+	Step func(m Metrics, total int)
+	// Log reports events (checkpoints, evaluations, the SSMax switch).
+	Log func(msg string)
+}
+
+// Result summarises a finished run.
+type Result struct {
+	Steps    int
+	Final    string
+	LastLoss float64
+	ValLoss  *float64
+	// FirstValLoss is the validation loss before the first step (nil if
+	// there is no validation data).
+	FirstValLoss *float64
+}
+
+// trainer holds a run's state.
+type trainer struct {
+	cfg      Config
+	hooks    Hooks
+	m        *model.Model
+	tok      data.Tokenizer
+	train    *data.Loader
+	val      *data.EvalLoader
+	opt      *optimizer
+	ds       *data.Dataset
+	step     int
+	total    int
+	tokens   int64
+	elapsed  float64
+	switched bool
+}
+
+// log reports an event through Hooks.Log.
+func (t *trainer) log(format string, a ...any) {
+	if t.hooks.Log != nil {
+		t.hooks.Log(fmt.Sprintf(format, a...))
+	}
+}
+
+// trainGCPercent is the garbage collector's target while training (unless
+// GOGC is set): the weights, their moments and gradients live for the whole
+// run and each step allocates its activations, so Go's default of 100 lets
+// the heap grow to twice the live memory before collecting. The heap is
+// almost all pointer-free float slices, so more frequent collections cost
+// little CPU, and the peak RSS stays near the live memory.
+const trainGCPercent = 20
+
+// Run trains according to cfg. It stops cleanly when ctx is cancelled,
+// leaving the newest complete checkpoint in place.
+func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
+	}
+	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
+	// --out gets what mkdir gives it: 0777 less the umask.
+	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
+		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
+	}
+	resumeFrom, err := t.setupModel()
+	if err != nil {
+		return nil, err
+	}
+	if err := t.setupData(ctx); err != nil {
+		return nil, err
+	}
+	defer t.ds.Close()
+	if err := t.setupOptimizer(); err != nil {
+		return nil, err
+	}
+	if resumeFrom != "" {
+		if err := t.resume(resumeFrom); err != nil {
+			return nil, err
 		}
-		return "auto"
+	} else if err := truncateMetrics(filepath.Join(cfg.Out, metricsFile), -1); err != nil {
+		return nil, err
 	}
-	return kind
+	if err := t.writeRunConfig(); err != nil {
+		return nil, err
+	}
+	return t.loop(ctx)
 }
 
-// setupData loads the tokenizer and corpus, checks them against the model,
-// and builds the training and validation iterators.
-func (t *trainer) setupData(ctx context.Context) error {
-	c, m := &t.cfg, t.m
-	dir := c.Model
-	if dir == "" {
-		dir = filepath.Dir(c.Arch)
-	}
-	kind := TokenizerKind(m, c.Tokenizer)
-	if c.Arch != "" && kind == "auto" {
-		kind = "bytes"
-	}
-	tok, err := data.LoadTokenizer(dir, kind, m.Spec.EOS, m.Spec.BOS)
-	if err != nil {
-		return err
-	}
-	if tok.VocabSize() > m.Spec.Vocab {
-		return fmt.Errorf("tokenizer %s has %d ids but the model's vocabulary is %d", tok.Name(), tok.VocabSize(), m.Spec.Vocab)
-	}
-	t.tok = tok
-	if tok.Name() == "bytes" {
-		if err := m.Config.Set(TokenizerKey, "bytes"); err != nil {
-			return err
-		}
-	}
-	if m.Spec.Position == arch.LearnedPositions && c.SeqLen > m.Spec.Context {
-		return fmt.Errorf("--seq-len %d exceeds the model's %d learned positions", c.SeqLen, m.Spec.Context)
-	}
-	if m.Spec.Position == arch.RoPEPositions && c.SeqLen > m.Spec.Context && c.RoPEScale <= 1 {
-		return fmt.Errorf("--seq-len %d exceeds the model's context %d: give --rope-theta-scale to train beyond it", c.SeqLen, m.Spec.Context)
-	}
-	ds, err := data.LoadDataset(ctx, data.DatasetOptions{Input: c.Data, Glob: c.Glob, Tokenizer: tok})
-	if err != nil {
-		return err
-	}
-	if err := ds.Validate(m.Spec.Vocab); err != nil {
-		ds.Close()
-		return err
-	}
-	train, val, err := data.SplitDataset(ds, c.ValFraction, c.Seed)
-	if err != nil {
-		ds.Close()
-		return err
-	}
-	if t.train, err = data.NewLoader(train, c.SeqLen, c.BatchSize, c.Seed); err != nil {
-		ds.Close()
-		return fmt.Errorf("%s: %w", c.Data, err)
-	}
-	if val != nil && val.Len() > c.SeqLen {
-		if t.val, err = data.NewEvalLoader(val, c.SeqLen, c.BatchSize); err != nil {
-			ds.Close()
-			return err
-		}
-	}
-	t.ds = ds
-	t.log("data: %d tokens (%d train, %d validation), tokenizer %s", ds.NumTokens(), train.Len(), streamLen(val), tok.Name())
-	return nil
-}
-
-func streamLen(s *data.Stream) int {
-	if s == nil {
-		return 0
-	}
-	return s.Len()
-}
-
-// setupOptimizer chooses the trainable parameters and registers them.
-func (t *trainer) setupOptimizer() error {
-	t.opt = newOptimizer(&t.cfg)
-	ps, err := selectTrainable(t.m.Params(), &t.cfg)
-	if err != nil {
-		if t.cfg.SwitchToSSMaxAt > 0 && t.cfg.Train == "ssmax" {
-			return nil // the SSMax parameters arrive at the switch
-		}
-		return err
-	}
-	t.opt.add(ps...)
-	return nil
-}
-
-// resume restores the trainer state of a step directory.
-func (t *trainer) resume(dir string) error {
-	st, err := readState(dir)
-	if err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	f, err := safetensors.Open(filepath.Join(dir, stateDir, momentsFile))
-	if err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	defer f.Close()
-	if err := restoreMaster(f, t.m); err != nil {
-		return err
-	}
-	if err := t.opt.restore(f, st.AdamSteps); err != nil {
-		return err
-	}
-	if err := t.train.Restore(st.Loader); err != nil {
-		return fmt.Errorf("resume %s: %w", dir, err)
-	}
-	t.step, t.tokens, t.elapsed, t.switched = st.Step, st.Tokens, st.Elapsed, st.Switched
-	t.log("resumed from %s at step %d", dir, st.Step)
-	return truncateMetrics(filepath.Join(t.cfg.Out, metricsFile), st.Step)
-}
-
-func (t *trainer) writeRunConfig() error {
-	b, err := json.MarshalIndent(t.cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(t.cfg.Out, runConfigFile), append(b, '\n'))
-}
-
-// loop is the training loop.
+// loop is the training loop, one optimizer step per iteration: data ->
+// forward -> loss -> backward (GradAccum micro-batches) -> clip -> AdamW
+// step -> metrics line -> validation and checkpoint every EvalEvery and
+// SaveEvery steps; the final checkpoint after the last step.
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	c := &t.cfg
 	metrics, err := os.OpenFile(filepath.Join(c.Out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -221,9 +201,6 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if _, err := metrics.Write(append(line, '\n')); err != nil {
 			return nil, err
 		}
-		if t.hooks.Step != nil {
-			t.hooks.Step(rec, t.total)
-		}
 		if saveEvery > 0 && t.step%saveEvery == 0 && t.step < t.total {
 			if err := t.save(stepDirName(t.step), lastLoss); err != nil {
 				return nil, err
@@ -233,6 +210,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			}
 			t.log("checkpoint %s", stepDirName(t.step))
 		}
+		if t.hooks.Step != nil {
+			t.hooks.Step(rec, t.total)
+		}
 	}
 	if err := t.save(finalDir, lastLoss); err != nil {
 		return nil, err
@@ -241,35 +221,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// save writes the checkpoint OUT/name of the current step.
 func (t *trainer) save(name string, loss float64) error {
 	st := trainerState{Step: t.step, Tokens: t.tokens, Loader: t.train.State(), AdamSteps: t.opt.timeSteps(),
 		Switched: t.switched, Elapsed: t.elapsed, Config: t.cfg, LastLoss: loss, TotalSteps: t.total}
 	return saveStep(t.cfg.Out, name, t.m, t.opt, st)
-}
-
-// switchToSSMax converts the softmax layers and makes the new parameters
-// trainable (zero moments, their own Adam step count).
-func (t *trainer) switchToSSMax() error {
-	before := map[*model.Param]bool{}
-	for _, p := range t.m.Params() {
-		before[p] = true
-	}
-	if err := t.applySSMax(t.cfg.Variant, t.cfg.Init); err != nil {
-		return fmt.Errorf("switch to SSMax at step %d: %w", t.step, err)
-	}
-	var added []*model.Param
-	for _, p := range t.m.Params() {
-		if !before[p] {
-			added = append(added, p)
-		}
-	}
-	trainable, err := selectTrainable(added, &t.cfg)
-	if err == nil {
-		t.opt.add(trainable...)
-	}
-	t.switched = true
-	t.log("step %d: switched to SSMax variant %s (init %s), %d new parameters", t.step, t.cfg.Variant, t.cfg.Init, len(added))
-	return nil
 }
 
 // evaluate is the mean loss over up to EvalBatches validation batches.
@@ -295,7 +251,8 @@ func (t *trainer) evaluate() (float64, error) {
 	return sum / float64(n), nil
 }
 
-// sMeans is the mean s of each layer (0 for layers without s).
+// sMeans is Metrics.SMean: the mean s of each layer, 0 for a layer without
+// s, nil when no layer has s.
 func (t *trainer) sMeans() []float64 {
 	var out []float64
 	any := false
@@ -318,6 +275,7 @@ func (t *trainer) sMeans() []float64 {
 	return out
 }
 
+// countValues is the number of values of ps.
 func countValues(ps []*model.Param) int {
 	n := 0
 	for _, p := range ps {

@@ -1,0 +1,12 @@
+// Package finetune trains language models with spago: fine-tuning a
+// (converted) checkpoint, or pretraining from scratch with an optional
+// switch from softmax to SSMax attention at a chosen step (the paper's
+// "during pretraining" configuration).
+//
+// Run (run.go) sets a run up (setup.go: model, data, optimizer, resumed
+// state) and hands it to the training loop, which reads top to bottom in
+// trainer.loop: data -> forward -> loss -> backward -> clip -> step -> log
+// -> checkpoint. The switch to SSMax is in switch.go. Checkpoints
+// (state.go) are complete model directories plus the trainer state, so a
+// run resumes exactly where it stopped.
+package finetune
