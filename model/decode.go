@@ -10,23 +10,37 @@ import (
 
 // Decoder runs the model forward one chunk of tokens at a time over a
 // single document, keeping each layer's keys and values (a KV cache), so
-// generation costs one new row per step. A query at position p sees
-// n = p+1 keys: the cached ones and itself.
+// generation costs one new row per step. A query at position p sees the
+// cached keys and itself: n = p+1 keys, or min(p+1, W) in a layer with a
+// sliding window of W, whose cache keeps only the last W-1 positions
+// between calls (memory O(W), not O(sequence)).
 type Decoder struct {
-	m    *Model
-	k, v [][]float32 // per layer: rows of [KVHeads*HeadDim]
-	n    int
+	m      *Model
+	layers []layerCache
+	n      int
 	// probe, when set, records the last position's attention (attention_probe.go).
 	probe *attentionProbe
 }
 
+// layerCache holds a layer's keys and values for positions start,
+// start+1, …: rows of [KVHeads*HeadDim].
+type layerCache struct {
+	k, v  []float32
+	start int
+}
+
 // NewDecoder returns an empty decoder.
 func (m *Model) NewDecoder() *Decoder {
-	return &Decoder{m: m, k: make([][]float32, m.Spec.Layers), v: make([][]float32, m.Spec.Layers)}
+	return &Decoder{m: m, layers: make([]layerCache, m.Spec.Layers)}
 }
 
 // Len is the number of tokens fed so far.
 func (d *Decoder) Len() int { return d.n }
+
+// CachedPositions is the number of positions whose keys layer l holds.
+func (d *Decoder) CachedPositions(l int) int {
+	return len(d.layers[l].k) / (d.m.Spec.KVHeads * d.m.Spec.HeadDim)
+}
 
 // Feed appends ids to the document and returns the logits [len(ids), vocab]
 // of the new positions, row-major.
@@ -47,37 +61,54 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 	for i := range pos {
 		pos[i] = d.n + i
 	}
-	x := kernels.Embedding(m.p(arch.RoleEmbed, -1), ids)
-	if pe := m.Param(arch.RolePosEmbed, -1); pe != nil {
-		x = kernels.Add(x, kernels.Embedding(pe.Param, pos))
-	}
+	seqLen := d.n + len(ids)
+	x := m.embed(ids, pos)
 	for l := 0; l < s.Layers; l++ {
-		h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
-		q, k, v := m.qkv(l, h, pos)
-		d.k[l] = append(d.k[l], values(k)...)
-		d.v[l] = append(d.v[l], values(v)...)
-		a := m.attn[l]
-		var sv, bv []float32
-		if a.S != nil {
-			sv = a.S.Values()
-		}
-		if a.B != nil {
-			bv = a.B.Values()
-		}
-		out := make([]float32, len(ids)*s.Heads*s.HeadDim)
-		kernels.AttendCached(out, values(q), d.k[l], d.v[l], d.n, len(ids), sv, bv, kernels.AttentionConfig{
-			Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Variant: a.Variant,
-		})
-		if d.probe != nil {
-			d.probe.record(m, l, values(q), d.k[l], d.n, len(ids), a)
-		}
-		att := mat.NewDense[float32](mat.WithShape(len(ids), s.Heads*s.HeadDim), mat.WithBacking(out))
-		x = kernels.Add(x, m.linear(att, arch.RoleOut, arch.RoleOutBias, l))
-		x = m.mlp(l, x)
+		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return d.attend(l, h, pos, seqLen) })
 	}
 	d.n += len(ids)
 	logits := m.Logits(m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1))
 	return values(logits), nil
+}
+
+// attend is layer l's cached attention for the new rows h at positions pos.
+func (d *Decoder) attend(l int, h mat.Tensor, pos []int, seqLen int) mat.Tensor {
+	m, s := d.m, d.m.Spec
+	q, k, v := m.projections(l, h)
+	if s.Position == arch.RoPEPositions {
+		rope := *m.ropeConfig(l, pos, seqLen)
+		q = kernels.RoPEWith(q, s.Heads, s.HeadDim, pos, rope)
+		k = kernels.RoPEWith(k, s.KVHeads, s.HeadDim, pos, rope)
+	}
+	c := &d.layers[l]
+	c.k = append(c.k, values(k)...)
+	c.v = append(c.v, values(v)...)
+	a := m.attn[l]
+	var sv, bv []float32
+	if a.S != nil {
+		sv = a.S.Values()
+	}
+	if a.B != nil {
+		bv = a.B.Values()
+	}
+	newRows := len(pos)
+	cfg := m.attentionConfig(l, nil, nil)
+	out := make([]float32, newRows*s.Heads*s.HeadDim)
+	kernels.AttendCached(out, values(q), c.k, c.v, c.start, d.n, newRows, sv, bv, cfg)
+	if d.probe != nil {
+		d.probe.record(m, l, values(q), c, d.n, newRows, a)
+	}
+	if w := cfg.Window; w > 0 {
+		// Keep the last W-1 positions: the next query sees at most those
+		// and itself.
+		width := s.KVHeads * s.HeadDim
+		if drop := d.n + newRows - (w - 1) - c.start; drop > 0 {
+			c.k = append(c.k[:0:0], c.k[drop*width:]...)
+			c.v = append(c.v[:0:0], c.v[drop*width:]...)
+			c.start += drop
+		}
+	}
+	return mat.NewDense[float32](mat.WithShape(newRows, s.Heads*s.HeadDim), mat.WithBacking(out))
 }
 
 // values returns a node's float32 values.
