@@ -13,18 +13,18 @@ import (
 type spGoldens struct {
 	Version string `json:"sentencepiece_version"`
 	Models  []struct {
-		Name           string `json:"name"`
-		Model          string `json:"model"`
-		ModelType      string `json:"model_type"`
-		ByteFallback   bool   `json:"byte_fallback"`
-		Normalization  string `json:"normalization"`
-		VocabSize      int    `json:"vocab_size"`
-		BOS            int    `json:"bos"`
-		EOS            int    `json:"eos"`
-		Unk            int    `json:"unk"`
-		LegacyJSON     string `json:"legacy_json"`
-		NonLegacyJSON  string `json:"nonlegacy_json"`
-		Cases          []struct {
+		Name          string `json:"name"`
+		Model         string `json:"model"`
+		ModelType     string `json:"model_type"`
+		ByteFallback  bool   `json:"byte_fallback"`
+		Normalization string `json:"normalization"`
+		VocabSize     int    `json:"vocab_size"`
+		BOS           int    `json:"bos"`
+		EOS           int    `json:"eos"`
+		Unk           int    `json:"unk"`
+		LegacyJSON    string `json:"legacy_json"`
+		NonLegacyJSON string `json:"nonlegacy_json"`
+		Cases         []struct {
 			Text        string   `json:"text"`
 			IDs         []int    `json:"ids"`
 			Pieces      []string `json:"pieces"`
