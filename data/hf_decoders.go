@@ -208,8 +208,8 @@ type postProcessor struct {
 }
 
 type hfPostJSON struct {
-	Type          string            `json:"type"`
-	Single        json.RawMessage   `json:"single"`
+	Type          string          `json:"type"`
+	Single        json.RawMessage `json:"single"`
 	SpecialTokens map[string]struct {
 		IDs []int `json:"ids"`
 	} `json:"special_tokens"`
