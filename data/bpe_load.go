@@ -12,7 +12,8 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// LoadTokenizer reads the tokenizer of a checkpoint directory.
+// LoadTokenizer reads the tokenizer of a checkpoint directory with
+// explicit config ids; [LoadModelTokenizer] reads them from config.json.
 //
 // kind "auto" (or "" or "bpe") loads dir/tokenizer.json, else
 // dir/vocab.json + dir/merges.txt; kind "bytes" returns
@@ -24,15 +25,14 @@ import (
 // bos_token_id (-1 if absent); they are used when the tokenizer files do not
 // name the EOS or BOS token (a token explicitly set to null means none).
 //
-// Supported: BPE models over GPT-2's byte-level alphabet; pre-tokenizers
-// ByteLevel, Split (regex or string, behavior Isolated), Digits and
-// Sequences of them; normalizers NFC, NFD, NFKC, NFKD; ignore_merges. The
-// GPT-2, Llama-3 and Qwen2 regexes run as hand-written equivalents, others
-// through regexp2 (whose \s, \p{L}, \p{N} are Go's Unicode tables). Added
-// tokens are matched verbatim anywhere in the input, honouring lstrip and
-// rstrip (single_word and normalized are ignored). SentencePiece models
-// (tokenizer.model, Unigram, Metaspace, byte_fallback) are rejected with an
-// error that suggests pre-tokenized data.
+// Byte-level BPE (ByteLevel pre-tokenizer, optionally after Split
+// regexes as in Llama-3 and Qwen2; GPT-2, Llama-3 and Qwen2 regexes run as
+// hand-written equivalents, others through regexp2) uses a fast path; any
+// other tokenizer.json (Metaspace, byte_fallback, Unigram, Prepend/Replace
+// normalizers, ...) runs through the general pipeline (hfTokenizer), and a
+// tokenizer.model through the SentencePiece implementation (spTokenizer).
+// tokenizer_config.json's add_bos_token / add_eos_token override the
+// post-processor template, as transformers' LlamaTokenizerFast does.
 func LoadTokenizer(dir, kind string, configEOS, configBOS int) (Tokenizer, error) {
 	switch kind {
 	case "bytes":

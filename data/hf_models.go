@@ -82,8 +82,8 @@ func newHFBPE(raw json.RawMessage) (*hfBPE, error) {
 		}
 		maxID = max(maxID, id)
 	}
-	if maxID >= 1<<26 {
-		return nil, fmt.Errorf("model: id %d is too large", maxID)
+	if maxID >= 2*len(c.Vocab)+1<<16 {
+		return nil, fmt.Errorf("model: id %d is too large for a vocab of %d", maxID, len(c.Vocab))
 	}
 	m.tokens = make([]string, maxID+1)
 	for tok, id := range c.Vocab {

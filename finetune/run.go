@@ -18,7 +18,8 @@ import (
 
 // TokenizerKey is the config.json key with which ssmax records that a model
 // it trained reads bytes ("bytes"), so later commands pick the same tokenizer.
-const TokenizerKey = "ssmax_tokenizer"
+// It is data.TokenizerKey.
+const TokenizerKey = data.TokenizerKey
 
 // TokenizerKind resolves --tokenizer "auto" for a model: the kind recorded
 // in its config, else "auto" (tokenizer files in dir).
