@@ -305,6 +305,26 @@ type bpeTokenizer struct {
 	vocabSize      int
 	cache          *wordCache
 	fastSplit      bool // pre-tokenizer is a hand-written one (see chunkable)
+	post           postProcessor
+}
+
+// EncodeSpecial is Encode with the post-processor's special tokens.
+func (t *bpeTokenizer) EncodeSpecial(text string) []int { return t.post.apply(t.Encode(text)) }
+
+// TokenStrings returns added tokens as their content and vocab tokens in
+// their byte-level spelling (e.g. "Ġhello").
+func (t *bpeTokenizer) TokenStrings(ids []int) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		if c, ok := t.addedContent[int32(id)]; ok {
+			out[i] = c
+		} else if id >= 0 && id < len(t.model.tokens) {
+			if _, ok := t.model.vocab[t.model.tokens[id]]; ok {
+				out[i] = byteLevel.encode([]byte(t.model.tokens[id]))
+			}
+		}
+	}
+	return out
 }
 
 func (t *bpeTokenizer) Name() string   { return "bpe" }

@@ -12,7 +12,8 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// LoadTokenizer reads the tokenizer of a checkpoint directory.
+// LoadTokenizer reads the tokenizer of a checkpoint directory with
+// explicit config ids; [LoadModelTokenizer] reads them from config.json.
 //
 // kind "auto" (or "" or "bpe") loads dir/tokenizer.json, else
 // dir/vocab.json + dir/merges.txt; kind "bytes" returns
@@ -24,15 +25,14 @@ import (
 // bos_token_id (-1 if absent); they are used when the tokenizer files do not
 // name the EOS or BOS token (a token explicitly set to null means none).
 //
-// Supported: BPE models over GPT-2's byte-level alphabet; pre-tokenizers
-// ByteLevel, Split (regex or string, behavior Isolated), Digits and
-// Sequences of them; normalizers NFC, NFD, NFKC, NFKD; ignore_merges. The
-// GPT-2, Llama-3 and Qwen2 regexes run as hand-written equivalents, others
-// through regexp2 (whose \s, \p{L}, \p{N} are Go's Unicode tables). Added
-// tokens are matched verbatim anywhere in the input, honouring lstrip and
-// rstrip (single_word and normalized are ignored). SentencePiece models
-// (tokenizer.model, Unigram, Metaspace, byte_fallback) are rejected with an
-// error that suggests pre-tokenized data.
+// Byte-level BPE (ByteLevel pre-tokenizer, optionally after Split
+// regexes as in Llama-3 and Qwen2; GPT-2, Llama-3 and Qwen2 regexes run as
+// hand-written equivalents, others through regexp2) uses a fast path; any
+// other tokenizer.json (Metaspace, byte_fallback, Unigram, Prepend/Replace
+// normalizers, ...) runs through the general pipeline (hfTokenizer), and a
+// tokenizer.model through the SentencePiece implementation (spTokenizer).
+// tokenizer_config.json's add_bos_token / add_eos_token override the
+// post-processor template, as transformers' LlamaTokenizerFast does.
 func LoadTokenizer(dir, kind string, configEOS, configBOS int) (Tokenizer, error) {
 	switch kind {
 	case "bytes":
@@ -48,7 +48,7 @@ func LoadTokenizer(dir, kind string, configEOS, configBOS int) (Tokenizer, error
 		return loadTokenizerDir(kind, configEOS, configBOS)
 	}
 	if strings.HasSuffix(kind, ".model") {
-		return nil, sentencePieceError(kind)
+		return loadSentencePieceDir(kind, filepath.Dir(kind), configEOS)
 	}
 	return loadTokenizerJSON(kind, filepath.Dir(kind), configEOS, configBOS)
 }
@@ -67,13 +67,44 @@ func loadTokenizerDir(dir string, configEOS, configBOS int) (Tokenizer, error) {
 		return loadVocabMerges(v, m, dir, configEOS, configBOS)
 	}
 	if p := filepath.Join(dir, "tokenizer.model"); exists(p) {
-		return nil, sentencePieceError(p)
+		return loadSentencePieceDir(p, dir, configEOS)
 	}
-	return nil, fmt.Errorf("%s: no tokenizer files (tokenizer.json or vocab.json+merges.txt); use --tokenizer bytes for a byte-level model", dir)
+	return nil, fmt.Errorf("%s: no tokenizer files (tokenizer.json, vocab.json+merges.txt or tokenizer.model); use --tokenizer bytes for a byte-level model", dir)
 }
 
-func sentencePieceError(path string) error {
-	return fmt.Errorf("%s: SentencePiece tokenizers are not supported; pre-tokenize the corpus into a .bin token file (llm.c or nanoGPT format, e.g. with `ssmax tokenize` elsewhere) and train on that", path)
+// loadSentencePieceDir loads a tokenizer.model and applies dir's
+// tokenizer_config.json / special_tokens_map.json: the eos_token and
+// bos_token names, add_bos_token (default true, as the slow LlamaTokenizer)
+// and add_eos_token (default false). EOS is the named eos_token, else the
+// model's eos piece, else configEOS.
+func loadSentencePieceDir(path, dir string, configEOS int) (Tokenizer, error) {
+	t, err := loadSentencePiece(path)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := readSpecialConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	lookup := func(name string) (int, bool) {
+		id := t.pieceToID(name)
+		return int(id), id >= 0 && t.pieces[id] == name
+	}
+	if t.eos < 0 {
+		t.eos = configEOS
+	}
+	t.eos = sc.resolveNamed("eos_token", lookup, t.eos)
+	t.bos = sc.resolveNamed("bos_token", lookup, t.bos)
+	if v, ok := sc.flag("add_bos_token"); ok {
+		t.addBOS = v
+	}
+	if v, ok := sc.flag("add_eos_token"); ok {
+		t.addEOS = v
+	}
+	if t.eos >= t.VocabSize() || t.bos >= t.VocabSize() {
+		return nil, fmt.Errorf("%s: EOS %d or BOS %d outside the tokenizer's %d ids", path, t.eos, t.bos, t.VocabSize())
+	}
+	return t, nil
 }
 
 // hfComponent is a normalizer or pre-tokenizer entry of tokenizer.json.
@@ -101,10 +132,11 @@ type hfAddedToken struct {
 }
 
 type hfTokenizerFile struct {
-	AddedTokens  []hfAddedToken  `json:"added_tokens"`
-	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
-	Model        struct {
+	AddedTokens   []hfAddedToken  `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Model         struct {
 		Type                    string          `json:"type"`
 		Vocab                   json.RawMessage `json:"vocab"`
 		Merges                  json.RawMessage `json:"merges"`
@@ -128,10 +160,25 @@ func loadTokenizerJSON(path, dir string, configEOS, configBOS int) (Tokenizer, e
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	t, err := buildFromTokenizerJSON(&f)
-	if errors.Is(err, errSentencePiece) {
-		return nil, sentencePieceError(path)
-	}
 	if err != nil {
+		// Not plain byte-level BPE: the general pipeline (SentencePiece
+		// conversions with Metaspace, byte_fallback, Unigram, ...).
+		h, herr := parseHFTokenizer(raw)
+		if herr != nil {
+			return nil, fmt.Errorf("%s: %w", path, herr)
+		}
+		sc, err := readSpecialConfig(dir)
+		if err != nil {
+			return nil, err
+		}
+		h.eos = sc.resolveNamed("eos_token", h.lookup, configEOS)
+		h.bos = settleBOS(sc, &h.post, sc.resolveNamed("bos_token", h.lookup, configBOS), h.eos)
+		if h.eos >= h.vocabSize || h.bos >= h.vocabSize {
+			return nil, fmt.Errorf("%s: EOS %d or BOS %d outside the tokenizer's %d ids", path, h.eos, h.bos, h.vocabSize)
+		}
+		return h, nil
+	}
+	if t.post, err = parsePostProcessor(f.PostProcessor); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	added := make([]addedToken, 0, len(f.AddedTokens))

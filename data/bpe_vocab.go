@@ -52,21 +52,8 @@ func (t *bpeTokenizer) finish(added []addedToken, dir string, configEOS, configB
 			}
 		}
 	}
-	resolve := func(field string, configID int) int {
-		name, present := sc.special(field)
-		if !present {
-			return configID
-		}
-		if name == "" {
-			return -1 // explicitly null
-		}
-		if id, ok := lookup(name); ok {
-			return id
-		}
-		return configID
-	}
-	t.eos = resolve("eos_token", configEOS)
-	t.bos = resolve("bos_token", configBOS)
+	t.eos = sc.resolveNamed("eos_token", lookup, configEOS)
+	t.bos = settleBOS(sc, &t.post, sc.resolveNamed("bos_token", lookup, configBOS), t.eos)
 	if guessSpecials {
 		for _, id := range []int{t.eos, t.bos} {
 			if id >= 0 && id < len(t.model.tokens) {

@@ -1,5 +1,7 @@
 package data
 
+import "fmt"
+
 // byteTokenizer maps each byte to its own id.
 type byteTokenizer struct{ eos int }
 
@@ -38,3 +40,23 @@ func (t byteTokenizer) EOS() int        { return t.eos }
 func (t byteTokenizer) BOS() int        { return -1 }
 func (t byteTokenizer) Name() string    { return "bytes" }
 func (t byteTokenizer) chunkable() bool { return true }
+
+// EncodeSpecial is Encode: the byte tokenizer adds no special tokens.
+func (t byteTokenizer) EncodeSpecial(text string) []int { return t.Encode(text) }
+
+// TokenStrings returns printable ASCII bytes as themselves and other ids as
+// "<0xNN>" (or "<id>" beyond the byte range, e.g. the EOS 256).
+func (t byteTokenizer) TokenStrings(ids []int) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		switch {
+		case id >= 0x21 && id <= 0x7E:
+			out[i] = string(rune(id))
+		case id >= 0 && id < 256:
+			out[i] = fmt.Sprintf("<0x%02X>", id)
+		case id >= 256 && id < t.VocabSize():
+			out[i] = fmt.Sprintf("<%d>", id)
+		}
+	}
+	return out
+}

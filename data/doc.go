@@ -3,12 +3,15 @@
 //
 // # Tokenizers
 //
-// [Tokenizer] is implemented by a byte tokenizer ([NewByteTokenizer]) and by
-// a GPT-2 style byte-level BPE tokenizer loaded from a Hugging Face
-// checkpoint directory ([LoadTokenizer]): tokenizer.json (BPE model with a
-// ByteLevel pre-tokenizer, optionally preceded by Split regexes as in
-// Llama-3 and Qwen2) or vocab.json + merges.txt. SentencePiece tokenizers
-// are not supported; such corpora must be pre-tokenized into a token file.
+// [Tokenizer] is implemented by a byte tokenizer ([NewByteTokenizer]), by
+// a fast byte-level BPE tokenizer (GPT-2, Llama-3, Qwen2: tokenizer.json or
+// vocab.json + merges.txt), by a general tokenizer.json pipeline
+// (normalizers, pre-tokenizers such as Metaspace, BPE with byte_fallback or
+// Unigram, decoders, post-processor templates, added tokens) and by a
+// SentencePiece tokenizer.model implementation that encodes as
+// sentencepiece does. [LoadModelTokenizer] picks one from a checkpoint
+// directory's config.json and tokenizer files; [StreamDecoder] decodes ids
+// incrementally for generation.
 //
 // # Datasets
 //

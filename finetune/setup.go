@@ -70,7 +70,7 @@ func (t *trainer) setupData(ctx context.Context) error {
 	}
 	t.tok = tok
 	if tok.Name() == "bytes" {
-		if err := m.Config.Set(data.TokenizerConfigKey, "bytes"); err != nil {
+		if err := m.Config.Set(data.TokenizerKey, "bytes"); err != nil {
 			return err
 		}
 	}
