@@ -53,8 +53,8 @@ func TestLoadFixtures(t *testing.T) {
 			if s.Family != tc.family || s.Position != tc.position || s.TiedEmbeddings != tc.tied || s.Prefix != tc.prefix {
 				t.Errorf("got family %s position %s tied %v prefix %q", s.Family, s.Position, s.TiedEmbeddings, s.Prefix)
 			}
-			if tc.position == arch.RoPEPositions && s.RoPETheta != 10000 {
-				t.Errorf("rope theta %g", s.RoPETheta)
+			if tc.position == arch.RoPEPositions && s.RoPE.Theta != 10000 {
+				t.Errorf("rope theta %g", s.RoPE.Theta)
 			}
 			if tc.variant == "" {
 				if s.SSMax != nil {
@@ -111,7 +111,7 @@ func TestSyntheticFamilies(t *testing.T) {
 				t.Fatal(err)
 			}
 			if s.Family != tc.family || s.KVHeads != tc.kv || s.HeadDim != tc.headDim || s.QKVBias != tc.qkvBias ||
-				s.QKNorm != tc.qkNorm || s.TiedEmbeddings != tc.tied || s.SlidingWindow != tc.window || s.RoPETheta != tc.theta {
+				(s.QKNorm != arch.NoQKNorm) != tc.qkNorm || s.TiedEmbeddings != tc.tied || s.Window(0) != tc.window || s.RoPE.Theta != tc.theta {
 				t.Errorf("spec %+v", s)
 			}
 			if tc.family == arch.Qwen2 && (s.OutBias || s.Name(arch.RoleQBias, 0) == "" || s.Name(arch.RoleOutBias, 0) != "") {
@@ -136,8 +136,8 @@ func TestGPT2WithoutPrefixAndRoPE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Prefix != "" || s.Position != arch.RoPEPositions || s.RoPETheta != 500 {
-		t.Fatalf("prefix %q position %s theta %g", s.Prefix, s.Position, s.RoPETheta)
+	if s.Prefix != "" || s.Position != arch.RoPEPositions || s.RoPE.Theta != 500 {
+		t.Fatalf("prefix %q position %s theta %g", s.Prefix, s.Position, s.RoPE.Theta)
 	}
 	if s.Name(arch.RolePosEmbed, -1) != "" {
 		t.Errorf("RoPE GPT-2 must have no wpe tensor")
@@ -173,12 +173,12 @@ func TestRoPEParameters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.RoPETheta != tc.theta {
-				t.Errorf("theta %g, want %g", s.RoPETheta, tc.theta)
+			if s.RoPE.Theta != tc.theta {
+				t.Errorf("theta %g, want %g", s.RoPE.Theta, tc.theta)
 			}
 			got := ""
-			if s.RoPEScaling != nil {
-				got = s.RoPEScaling.Type
+			if s.RoPE.Scaling != nil {
+				got = s.RoPE.Scaling.Type
 			}
 			if got != tc.scaling {
 				t.Errorf("scaling %q, want %q", got, tc.scaling)
@@ -196,7 +196,7 @@ func TestDetectErrors(t *testing.T) {
 		want    error
 		message string
 	}{
-		{"unknown family", arch.Llama, map[string]any{"model_type": "bert"}, nil, arch.ErrUnsupported, `"bert" (supported: gpt2, llama, mistral, qwen2, qwen3)`},
+		{"unknown family", arch.Llama, map[string]any{"model_type": "bert"}, nil, arch.ErrUnsupported, `"bert" (supported: gpt2, llama, mistral, qwen2, qwen3, gpt_neox, olmo2, gemma2, gemma3_text, phi3)`},
 		{"unknown architecture", arch.Llama, map[string]any{"architectures": []string{"T5ForConditionalGeneration"}}, []string{"model_type"}, arch.ErrUnsupported, "T5ForConditionalGeneration"},
 		{"no family", arch.Llama, nil, []string{"model_type", "architectures"}, arch.ErrConfig, "neither model_type nor architectures"},
 		{"no heads", arch.Llama, nil, []string{"num_attention_heads"}, arch.ErrConfig, "missing num_attention_heads / n_head"},

@@ -46,7 +46,7 @@ func (t *trainer) setupModel() (string, error) {
 		return "", fmt.Errorf("%s: %w", c.Arch, err)
 	}
 	if c.RoPEScale > 0 {
-		m.RoPETheta *= c.RoPEScale
+		m.ScaleRoPETheta(c.RoPEScale)
 	}
 	t.m = m
 	if c.Attention != "softmax" {

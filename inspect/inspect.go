@@ -15,26 +15,44 @@ import (
 
 // Report is what ssmax inspect prints.
 type Report struct {
-	Path           string            `json:"path"`
-	Family         arch.Family       `json:"family"`
-	Architectures  []string          `json:"architectures,omitempty"`
-	Layers         int               `json:"layers"`
-	Heads          int               `json:"heads"`
-	KVHeads        int               `json:"kv_heads"`
-	HeadDim        int               `json:"head_dim"`
-	Hidden         int               `json:"hidden"`
-	Intermediate   int               `json:"intermediate"`
-	Vocab          int               `json:"vocab"`
-	Context        int               `json:"context"`
-	Position       arch.PositionKind `json:"position"`
-	RoPETheta      float64           `json:"rope_theta,omitempty"`
-	RoPEScaling    *arch.RoPEScaling `json:"rope_scaling,omitempty"`
-	SlidingWindow  int               `json:"sliding_window,omitempty"`
-	Norm           arch.NormKind     `json:"norm"`
-	NormEps        float64           `json:"norm_eps"`
-	Activation     string            `json:"activation"`
-	TiedEmbeddings bool              `json:"tied_embeddings"`
-	ConfigDType    string            `json:"config_dtype,omitempty"`
+	Path          string            `json:"path"`
+	Family        arch.Family       `json:"family"`
+	Architectures []string          `json:"architectures,omitempty"`
+	Layers        int               `json:"layers"`
+	Heads         int               `json:"heads"`
+	KVHeads       int               `json:"kv_heads"`
+	HeadDim       int               `json:"head_dim"`
+	Hidden        int               `json:"hidden"`
+	Intermediate  int               `json:"intermediate"`
+	Vocab         int               `json:"vocab"`
+	Context       int               `json:"context"`
+	Position      arch.PositionKind `json:"position"`
+	RoPETheta     float64           `json:"rope_theta,omitempty"`
+	RoPEScaling   *arch.RoPEScaling `json:"rope_scaling,omitempty"`
+	// RotaryDim is the number of rotated dimensions per head (less than
+	// head_dim with partial rotary embeddings).
+	RotaryDim int `json:"rotary_dim,omitempty"`
+	// LocalRoPETheta is the RoPE base of sliding-window layers when they
+	// have their own (Gemma 3).
+	LocalRoPETheta float64 `json:"local_rope_theta,omitempty"`
+	// Windows is each layer's sliding window (0: full attention); omitted
+	// when no layer has one.
+	Windows        []int              `json:"sliding_windows,omitempty"`
+	AttnSoftcap    float64            `json:"attn_softcap,omitempty"`
+	FinalSoftcap   float64            `json:"final_softcap,omitempty"`
+	AttnScale      float64            `json:"attn_scale"`
+	EmbedScale     float64            `json:"embed_scale,omitempty"`
+	Norm           arch.NormKind      `json:"norm"`
+	NormEps        float64            `json:"norm_eps"`
+	NormPlacement  arch.NormPlacement `json:"norm_placement"`
+	NormOffset     float64            `json:"norm_offset,omitempty"`
+	QKNorm         arch.QKNormKind    `json:"qk_norm,omitempty"`
+	QKV            arch.QKVLayout     `json:"qkv_layout"`
+	Residual       string             `json:"residual"`
+	Activation     string             `json:"activation"`
+	GatedMLP       bool               `json:"gated_mlp"`
+	TiedEmbeddings bool               `json:"tied_embeddings"`
+	ConfigDType    string             `json:"config_dtype,omitempty"`
 	// DTypes counts tensors per stored dtype.
 	DTypes map[string]int `json:"dtypes"`
 	// Params counts model weights (no buffers, no SSMax parameters).
@@ -107,8 +125,11 @@ func Describe(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Report,
 	r := &Report{
 		Path: c.Path, Family: spec.Family, Layers: spec.Layers, Heads: spec.Heads, KVHeads: spec.KVHeads,
 		HeadDim: spec.HeadDim, Hidden: spec.Hidden, Intermediate: spec.Intermediate, Vocab: spec.Vocab,
-		Context: spec.Context, Position: spec.Position, SlidingWindow: spec.SlidingWindow,
-		Norm: spec.Norm, NormEps: spec.NormEps, Activation: spec.Activation, TiedEmbeddings: spec.TiedEmbeddings,
+		Context: spec.Context, Position: spec.Position,
+		AttnSoftcap: spec.AttnSoftcap, FinalSoftcap: spec.FinalSoftcap, AttnScale: spec.AttnScale, EmbedScale: spec.EmbedScale,
+		Norm: spec.Norm, NormEps: spec.NormEps, NormPlacement: spec.NormPlacement, NormOffset: spec.NormOffset,
+		QKNorm: spec.QKNorm, QKV: spec.QKV, Residual: "sequential",
+		Activation: spec.Activation, GatedMLP: spec.GatedMLP, TiedEmbeddings: spec.TiedEmbeddings,
 		ConfigDType: spec.DType, DTypes: map[string]int{}, Params: spec.ParamCount(c),
 		BytesOnDisk: c.BytesOnDisk(), TokenizerFiles: append([]string{}, c.Auxiliary...),
 		Unexpected: spec.Unexpected(c),
@@ -117,7 +138,19 @@ func Describe(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Report,
 		return nil, fmt.Errorf("%s: %w", c.ConfigPath, err)
 	}
 	if spec.Position == arch.RoPEPositions {
-		r.RoPETheta, r.RoPEScaling = spec.RoPETheta, spec.RoPEScaling
+		r.RoPETheta, r.RoPEScaling, r.RotaryDim = spec.RoPE.Theta, spec.RoPE.Scaling, spec.RoPE.Dim
+		if spec.LocalRoPE != nil {
+			r.LocalRoPETheta = spec.LocalRoPE.Theta
+		}
+	}
+	if spec.ParallelResidual {
+		r.Residual = "parallel"
+	}
+	for _, w := range spec.Windows {
+		if w > 0 {
+			r.Windows = append([]int(nil), spec.Windows...)
+			break
+		}
 	}
 	for _, f := range c.Shards {
 		r.Shards = append(r.Shards, filepath.Base(f.Path()))

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/ssmax/ssmax/arch"
 )
 
 // WriteText renders the report for a terminal.
@@ -26,15 +28,49 @@ func (r *Report) WriteText(w io.Writer) error {
 	pos := string(r.Position)
 	if r.RoPETheta > 0 {
 		pos += fmt.Sprintf(", theta %g", r.RoPETheta)
+		if r.RotaryDim != r.HeadDim {
+			pos += fmt.Sprintf(", %d of %d dims rotated", r.RotaryDim, r.HeadDim)
+		}
 	}
-	if r.RoPEScaling != nil {
-		pos += fmt.Sprintf(", scaling %s x%g", r.RoPEScaling.Type, r.RoPEScaling.Factor)
+	if sc := r.RoPEScaling; sc != nil {
+		pos += ", scaling " + ropeScalingText(sc)
+	}
+	if r.LocalRoPETheta > 0 {
+		pos += fmt.Sprintf("; sliding-window layers theta %g", r.LocalRoPETheta)
 	}
 	row("positions", "%s", pos)
-	if r.SlidingWindow > 0 {
-		row("sliding window", "%d", r.SlidingWindow)
+	if len(r.Windows) > 0 {
+		row("sliding windows", "%s", windowsText(r.Windows))
 	}
-	row("norm", "%s (eps %g), activation %s", r.Norm, r.NormEps, r.Activation)
+	attn := fmt.Sprintf("logit scale %.6g", r.AttnScale)
+	if r.AttnSoftcap > 0 {
+		attn += fmt.Sprintf(", soft-cap %g", r.AttnSoftcap)
+	}
+	if r.QKNorm != "" {
+		attn += fmt.Sprintf(", q/k norm per %s", r.QKNorm)
+	}
+	attn += ", projections " + string(r.QKV)
+	row("attention layout", "%s", attn)
+	norm := fmt.Sprintf("%s (eps %g) %s", r.Norm, r.NormEps, r.NormPlacement)
+	if r.NormOffset != 0 {
+		norm += fmt.Sprintf(", weights + %g", r.NormOffset)
+	}
+	row("norm", "%s, %s residual", norm, r.Residual)
+	mlp := r.Activation
+	if r.GatedMLP {
+		mlp = "gated " + mlp
+	}
+	row("mlp", "%s", mlp)
+	if r.EmbedScale != 0 || r.FinalSoftcap != 0 {
+		var parts []string
+		if r.EmbedScale != 0 {
+			parts = append(parts, fmt.Sprintf("embeddings x %.6g", r.EmbedScale))
+		}
+		if r.FinalSoftcap != 0 {
+			parts = append(parts, fmt.Sprintf("final logit soft-cap %g", r.FinalSoftcap))
+		}
+		row("scaling", "%s", strings.Join(parts, ", "))
+	}
 	row("tied embeddings", "%t", r.TiedEmbeddings)
 	row("parameters", "%s (%d)", humanCount(r.Params), r.Params)
 	row("tensors", "%d: %s", r.Tensors, dtypeList(r.DTypes))
@@ -120,4 +156,43 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// ropeScalingText describes a RoPE scaling entry with the values its type
+// uses.
+func ropeScalingText(sc *arch.RoPEScaling) string {
+	t := sc.Type
+	if sc.Factor != 0 {
+		t += fmt.Sprintf(" x%g", sc.Factor)
+	}
+	switch sc.Type {
+	case arch.RoPELlama3:
+		t += fmt.Sprintf(" (low %g, high %g, original %d)", sc.LowFreqFactor, sc.HighFreqFactor, sc.OriginalMaxPositions)
+	case arch.RoPEYaRN, arch.RoPELongRoPE:
+		if sc.OriginalMaxPositions > 0 {
+			t += fmt.Sprintf(" (original %d)", sc.OriginalMaxPositions)
+		}
+	}
+	return t
+}
+
+// windowsText lists layer windows compactly: "8 on layers 0, 2; full on 1, 3".
+func windowsText(ws []int) string {
+	byWindow := map[int][]string{}
+	var order []int
+	for l, w := range ws {
+		if _, ok := byWindow[w]; !ok {
+			order = append(order, w)
+		}
+		byWindow[w] = append(byWindow[w], fmt.Sprint(l))
+	}
+	var parts []string
+	for _, w := range order {
+		name := "full"
+		if w > 0 {
+			name = fmt.Sprint(w)
+		}
+		parts = append(parts, name+" on layers "+strings.Join(byWindow[w], ","))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -29,11 +29,14 @@ func (d *Decoder) ProbeAttention(on bool) {
 
 // LastAttention returns the attention probabilities of the last position fed
 // by the latest Feed call made while probing was on, indexed [layer][query
-// head][key position]: the softmax, with the layer's SSMax scale for n =
-// position+1 keys (attnscale.Factor), of q·k/√head_dim over every cached key,
-// computed in float64. Each row sums to 1. It returns nil when probing is off
-// or nothing was fed since it was turned on. The slices belong to the
-// decoder and are replaced by the next Feed.
+// head][key position]: the softmax of the layer's logits over every key
+// position 0..p of the document, computed in float64 from the decoder's
+// queries and cached keys: scale·q·k, times the layer's SSMax factor for
+// the n keys the query sees (attnscale.Factor), soft-capped where the
+// family caps; keys outside a sliding window get probability 0. Each row
+// sums to 1. It returns nil when probing is off or nothing was fed since it
+// was turned on. The slices belong to the decoder and are replaced by the
+// next Feed.
 func (d *Decoder) LastAttention() [][][]float64 {
 	if d.probe == nil || d.probe.rows[0] == nil {
 		return nil
@@ -42,15 +45,19 @@ func (d *Decoder) LastAttention() [][][]float64 {
 }
 
 // record computes layer l's attention of the last of newRows query rows in q
-// (rows of [Heads*HeadDim]) over the past+newRows keys of kCache (rows of
-// [KVHeads*HeadDim]), with the layer's mode and per-head s and b.
-func (p *attentionProbe) record(m *Model, l int, q, kCache []float32, past, newRows int, a Attention) {
+// (rows of [Heads*HeadDim]) over the keys of the layer's cache (rows of
+// [KVHeads*HeadDim] for positions c.start, …, past+newRows-1), with the
+// layer's variant and per-head s and b.
+func (p *attentionProbe) record(m *Model, l int, q []float32, c *layerCache, past, newRows int, a Attention) {
 	s := m.Spec
 	H, KVH, hd := s.Heads, s.KVHeads, s.HeadDim
 	group := H / KVH
 	qw, kw := H*hd, KVH*hd
-	t := past + newRows - 1 // the last query's position: it sees t+1 keys
-	invSqrt := 1 / math.Sqrt(float64(hd))
+	t := past + newRows - 1 // the last query's position
+	first, n := 0, t+1      // the keys it sees
+	if w := s.Window(l); w > 0 && n > w {
+		first, n = t-w+1, w
+	}
 	var sv, bv []float32
 	if a.S != nil {
 		sv = a.S.Values()
@@ -67,26 +74,30 @@ func (p *attentionProbe) record(m *Model, l int, q, kCache []float32, past, newR
 		if a.Variant.HasB() {
 			bh = bv[h]
 		}
-		c := float64(attnscale.Factor(a.Variant, sh, bh, t+1))
+		factor := float64(attnscale.Factor(a.Variant, sh, bh, n)) * s.AttnScale
 		qr := q[(newRows-1)*qw+h*hd : (newRows-1)*qw+(h+1)*hd]
 		kvo := (h / group) * hd
 		row := make([]float64, t+1)
 		maxv := math.Inf(-1)
-		for j := range row {
-			kr := kCache[j*kw+kvo : j*kw+kvo+hd]
+		for j := first; j <= t; j++ {
+			kr := c.k[(j-c.start)*kw+kvo : (j-c.start)*kw+kvo+hd]
 			var dot float64
 			for i, x := range qr {
 				dot += float64(x) * float64(kr[i])
 			}
-			row[j] = c * dot * invSqrt
-			maxv = math.Max(maxv, row[j])
+			z := factor * dot
+			if cap := s.AttnSoftcap; cap != 0 {
+				z = cap * math.Tanh(z/cap)
+			}
+			row[j] = z
+			maxv = math.Max(maxv, z)
 		}
 		var sum float64
-		for j, z := range row {
-			row[j] = math.Exp(z - maxv)
+		for j := first; j <= t; j++ {
+			row[j] = math.Exp(row[j] - maxv)
 			sum += row[j]
 		}
-		for j := range row {
+		for j := first; j <= t; j++ {
 			row[j] /= sum
 		}
 		rows[h] = row

@@ -23,7 +23,10 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 		return nil, fmt.Errorf("a new model starts without SSMax state; choose its attention after creation")
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x5353_4d41_58))
-	m := &Model{Spec: spec, Config: cfg.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta}
+	m, err := newModel(spec, cfg, Options{})
+	if err != nil {
+		return nil, err
+	}
 	residualStd := 0.02 / math.Sqrt(2*float64(spec.Layers))
 	var names []string
 	for _, ts := range spec.Tensors() {
@@ -36,9 +39,9 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 		}
 		vals := make([]float32, n)
 		switch ts.Role {
-		case arch.RoleAttnNorm, arch.RoleMLPNorm, arch.RoleFinalNorm, arch.RoleQNorm, arch.RoleKNorm:
+		case arch.RoleAttnNorm, arch.RoleMLPNorm, arch.RoleFinalNorm, arch.RoleQNorm, arch.RoleKNorm, arch.RoleAttnPostNorm, arch.RoleMLPPostNorm:
 			for i := range vals {
-				vals[i] = 1
+				vals[i] = float32(1 - spec.NormOffset) // an effective gain of 1
 			}
 		case arch.RoleAttnNormBias, arch.RoleMLPNormBias, arch.RoleFinalNormBias,
 			arch.RoleQKVBias, arch.RoleQBias, arch.RoleKBias, arch.RoleVBias, arch.RoleOutBias,
@@ -52,7 +55,9 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 				vals[i] = float32(rng.NormFloat64() * std)
 			}
 		}
-		m.add(newParam(ts, vals))
+		p := newParam(ts, vals)
+		m.reorder(p)
+		m.add(p)
 		names = append(names, ts.Name)
 	}
 	m.initAttention()

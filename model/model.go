@@ -29,10 +29,30 @@ type Param struct {
 	StoredShape []int64
 	// DType is the dtype the tensor is saved in.
 	DType safetensors.DType
+	// rowOrder, when set, gives for each row (leading-axis entry) of the
+	// parameter the stored row it was read from.
+	rowOrder []int
 }
 
-// Values returns the parameter's float32 values (no copy).
+// Values returns the parameter's float32 values (no copy), in memory
+// layout (see StoredValues).
 func (p *Param) Values() []float32 { return p.Value().(*mat.Dense[float32]).Data().F32() }
+
+// StoredValues returns vals (the parameter's values, or its gradient) in
+// the checkpoint's layout: the same slice unless the family stores the
+// tensor in another row order than the engine computes with (GPT-NeoX's
+// per-head query_key_value, reordered to [q | k | v] at load).
+func (p *Param) StoredValues(vals []float32) []float32 {
+	if p.rowOrder == nil {
+		return vals
+	}
+	out := make([]float32, len(vals))
+	unit := len(vals) / len(p.rowOrder)
+	for r, from := range p.rowOrder {
+		copy(out[from*unit:(from+1)*unit], vals[r*unit:(r+1)*unit])
+	}
+	return out
+}
 
 // Attention is how one layer scales its attention logits.
 type Attention struct {
@@ -47,9 +67,10 @@ type Model struct {
 	// Config is the checkpoint's config.json; Save writes it back with the
 	// SSMax object describing the model's current attention.
 	Config *checkpoint.Config
-	// RoPETheta is the theta used for rotary positions (the spec's, times
-	// Options.RoPEThetaScale).
-	RoPETheta float64
+	// act is the MLP activation the config names.
+	act kernels.Activation
+	// rope caches the rotary frequencies (see rope.go).
+	rope ropeTables
 
 	params []*Param
 	byRole map[roleKey]*Param
@@ -80,17 +101,9 @@ type Options struct {
 // Load builds the model of an opened checkpoint: every weight the spec
 // names, decoded to float32, and the SSMax parameters of converted layers.
 func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, error) {
-	if spec.RoPEScaling != nil {
-		return nil, fmt.Errorf("%s: %w rope scaling %q (only plain RoPE is implemented)", c.ConfigPath, arch.ErrUnsupported, spec.RoPEScaling.Type)
-	}
-	switch spec.Activation {
-	case "gelu_new", "gelu_pytorch_tanh", "silu":
-	default:
-		return nil, fmt.Errorf("%s: %w activation %q (supported: gelu_new, gelu_pytorch_tanh, silu)", c.ConfigPath, arch.ErrUnsupported, spec.Activation)
-	}
-	m := &Model{Spec: spec, Config: c.Config.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta}
-	if opts.RoPEThetaScale > 0 {
-		m.RoPETheta *= opts.RoPEThetaScale
+	m, err := newModel(spec, c.Config, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.ConfigPath, err)
 	}
 	for _, ts := range spec.Tensors() {
 		t, ok := c.Tensor(ts.Name)
@@ -106,10 +119,10 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 		}
 		p := newParam(ts, vals)
 		p.DType = t.DType
+		m.reorder(p)
 		m.add(p)
 	}
 	m.initAttention()
-	var err error
 	if m.layout, err = layoutOf(c, spec); err != nil {
 		return nil, err
 	}
@@ -117,6 +130,43 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 		m.SetRequiresGrad(false)
 	}
 	return m, nil
+}
+
+// newModel is an empty model of spec: no weights yet.
+func newModel(spec *arch.Spec, cfg *checkpoint.Config, opts Options) (*Model, error) {
+	act, ok := kernels.ActivationNamed(spec.Activation)
+	if !ok {
+		return nil, fmt.Errorf("%w activation %q (supported: %s)", arch.ErrUnsupported, spec.Activation, strings.Join(kernels.ActivationNames(), ", "))
+	}
+	m := &Model{Spec: spec, Config: cfg.Clone(), byRole: map[roleKey]*Param{}, act: act}
+	m.rope.scale = opts.RoPEThetaScale
+	return m, nil
+}
+
+// reorder puts a parameter stored in another row order than the engine
+// computes with into the engine's order: GPT-NeoX's query_key_value rows
+// (and bias) are stored head by head [q_h | k_h | v_h] and become
+// [q | k | v]. Save writes them back in the stored order.
+func (m *Model) reorder(p *Param) {
+	s := m.Spec
+	if s.QKV != arch.FusedQKVPerHead || (p.Role != arch.RoleQKV && p.Role != arch.RoleQKVBias) {
+		return
+	}
+	H, hd := s.Heads, s.HeadDim
+	p.rowOrder = make([]int, 3*H*hd)
+	for part := 0; part < 3; part++ {
+		for h := 0; h < H; h++ {
+			for i := 0; i < hd; i++ {
+				p.rowOrder[part*H*hd+h*hd+i] = h*3*hd + part*hd + i
+			}
+		}
+	}
+	vals := p.Values()
+	stored := append([]float32(nil), vals...)
+	unit := len(vals) / len(p.rowOrder)
+	for r, from := range p.rowOrder {
+		copy(vals[r*unit:(r+1)*unit], stored[from*unit:(from+1)*unit])
+	}
 }
 
 // newParam wraps values as a [rows, cols] parameter of the tensor ts.

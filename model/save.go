@@ -119,7 +119,7 @@ func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
 	if o.DType != "" && !p.Role.IsSSMax() {
 		dt = o.DType
 	}
-	return safetensors.FromFloat32(p.Name, dt, p.StoredShape, p.Values())
+	return safetensors.FromFloat32(p.Name, dt, p.StoredShape, p.StoredValues(p.Values()))
 }
 
 // configForSave returns config.json with the SSMax object describing the
