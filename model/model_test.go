@@ -110,7 +110,33 @@ func targetsOf(tokens []int) []int {
 	return out
 }
 
-var fixtureNames = []string{"gpt2-tiny", "gpt2-tiny-ssmax", "llama-tiny", "llama-tiny-ssmax-bias"}
+// fixtureNames lists every fixture with goldens: the independent PyTorch
+// implementations' checkpoints of every supported family (see
+// testdata/fixtures/README.md).
+var fixtureNames = func() []string {
+	entries, err := os.ReadDir(fixtures)
+	if err != nil {
+		panic(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(fixtures, e.Name(), "golden.json")); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}()
+
+// withGradients lists the fixtures that have golden gradients.
+func withGradients() []string {
+	var out []string
+	for _, name := range fixtureNames {
+		if _, err := os.Stat(filepath.Join(fixtures, name, "golden_grads.safetensors")); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 // TestGoldenLogits: every fixture in every mode gives the reference
 // implementation's logits within 1e-4 relative, and its loss.
@@ -157,7 +183,11 @@ func TestGoldenLogits(t *testing.T) {
 // TestGoldenGradients: the gradient of the mean loss with respect to every
 // weight, s and b included, matches the reference within 1e-3 relative.
 func TestGoldenGradients(t *testing.T) {
-	for _, name := range []string{"gpt2-tiny", "llama-tiny"} {
+	names := withGradients()
+	if len(names) < 10 {
+		t.Fatalf("only %d fixtures with gradients: %v", len(names), names)
+	}
+	for _, name := range names {
 		dir := filepath.Join(fixtures, name)
 		gf, err := safetensors.Open(filepath.Join(dir, "golden_grads.safetensors"))
 		if err != nil {
@@ -204,7 +234,7 @@ func TestGoldenGradients(t *testing.T) {
 						t.Errorf("%s: no gradient", tensor)
 						continue
 					}
-					got := p.Grad().(*mat.Dense[float32]).Data().F32()
+					got := p.StoredValues(p.Grad().(*mat.Dense[float32]).Data().F32())
 					scale := 0.0
 					for _, w := range want {
 						scale = math.Max(scale, math.Abs(float64(w)))
@@ -226,14 +256,16 @@ func TestGoldenGradients(t *testing.T) {
 }
 
 // TestDecoderMatchesForward: a KV-cache decode, one token at a time and in
-// chunks, gives the full forward's logits at every step.
+// chunks, gives the full forward's logits at every step, over the whole
+// golden sequence (longer than every sliding window: the bounded caches
+// must hold exactly what the window needs).
 func TestDecoderMatchesForward(t *testing.T) {
 	for _, name := range fixtureNames {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(fixtures, name)
 			m, _ := load(t, dir, model.Options{})
 			g, _ := readGolden(t, dir)
-			tokens := g.Tokens[:16]
+			tokens := g.Tokens
 			logits, err := m.Forward(model.Input{IDs: tokens})
 			if err != nil {
 				t.Fatal(err)
@@ -259,6 +291,11 @@ func TestDecoderMatchesForward(t *testing.T) {
 				}
 				if d.Len() != len(tokens) {
 					t.Errorf("decoder length %d", d.Len())
+				}
+				for l := 0; l < m.Spec.Layers; l++ {
+					if w := m.Spec.Window(l); w > 0 && d.CachedPositions(l) > w-1 {
+						t.Errorf("layer %d (window %d) caches %d positions", l, w, d.CachedPositions(l))
+					}
 				}
 			}
 		})
@@ -302,10 +339,16 @@ func TestSaveRoundTrip(t *testing.T) {
 			if err := m.Save(out, model.SaveOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			a, _ := os.ReadFile(filepath.Join(dir, "model.safetensors"))
-			b, _ := os.ReadFile(filepath.Join(out, "model.safetensors"))
-			if !bytes.Equal(a, b) {
-				t.Errorf("saved weights differ from the source (%d vs %d bytes)", len(b), len(a))
+			files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+			for _, f := range files {
+				if strings.HasPrefix(filepath.Base(f), "golden") {
+					continue
+				}
+				a, _ := os.ReadFile(f)
+				b, err := os.ReadFile(filepath.Join(out, filepath.Base(f)))
+				if err != nil || !bytes.Equal(a, b) {
+					t.Errorf("saved %s differs from the source (%d vs %d bytes, %v)", filepath.Base(f), len(b), len(a), err)
+				}
 			}
 		})
 	}
