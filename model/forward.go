@@ -227,13 +227,14 @@ func (m *Model) attention(l int, h mat.Tensor, pos, segments []int) mat.Tensor {
 // so training runs and resumes, are bit-for-bit reproducible.
 func fork(x mat.Tensor) mat.Tensor { return ag.Copy(x) }
 
-// mlp adds layer l's feed-forward block to the residual stream x.
+// mlp adds layer l's feed-forward block to the residual stream x: GPT-2's
+// act(up(h)), or the Llama family's gated act(gate(h))·up(h), down-projected.
 func (m *Model) mlp(l int, x mat.Tensor) mat.Tensor {
 	h := m.norm(x, arch.RoleMLPNorm, arch.RoleMLPNormBias, l)
 	if m.Spec.Family == arch.GPT2 {
-		h = kernels.GELUTanh(m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+		h = kernels.Activate(m.linear(h, arch.RoleUp, arch.RoleUpBias, l), m.activation)
 	} else {
-		h = kernels.SiLUGate(m.linear(h, arch.RoleGate, arch.RoleGateBias, l), m.linear(h, arch.RoleUp, arch.RoleUpBias, l))
+		h = kernels.GLU(m.linear(h, arch.RoleGate, arch.RoleGateBias, l), m.linear(h, arch.RoleUp, arch.RoleUpBias, l), m.activation)
 	}
 	return kernels.Add(x, m.linear(h, arch.RoleDown, arch.RoleDownBias, l))
 }

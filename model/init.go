@@ -22,8 +22,12 @@ func New(cfg *checkpoint.Config, seed uint64) (*Model, error) {
 	if spec.SSMax != nil {
 		return nil, fmt.Errorf("a new model starts without SSMax state; choose its attention after creation")
 	}
+	act, err := activationOf(spec)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x5353_4d41_58))
-	m := &Model{Spec: spec, Config: cfg.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta}
+	m := &Model{Spec: spec, Config: cfg.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta, activation: act}
 	residualStd := 0.02 / math.Sqrt(2*float64(spec.Layers))
 	var names []string
 	for _, ts := range spec.Tensors() {

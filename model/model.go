@@ -8,12 +8,14 @@ package model
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
@@ -51,6 +53,9 @@ type Model struct {
 	// Options.RoPEThetaScale).
 	RoPETheta float64
 
+	// activation is the MLP's, as the spec names it.
+	activation kernels.Activation
+
 	params []*Param
 	byRole map[roleKey]*Param
 	attn   []Attention
@@ -83,12 +88,11 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 	if spec.RoPEScaling != nil {
 		return nil, fmt.Errorf("%s: %w rope scaling %q (only plain RoPE is implemented)", c.ConfigPath, arch.ErrUnsupported, spec.RoPEScaling.Type)
 	}
-	switch spec.Activation {
-	case "gelu_new", "gelu_pytorch_tanh", "silu":
-	default:
-		return nil, fmt.Errorf("%s: %w activation %q (supported: gelu_new, gelu_pytorch_tanh, silu)", c.ConfigPath, arch.ErrUnsupported, spec.Activation)
+	act, err := activationOf(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.ConfigPath, err)
 	}
-	m := &Model{Spec: spec, Config: c.Config.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta}
+	m := &Model{Spec: spec, Config: c.Config.Clone(), byRole: map[roleKey]*Param{}, RoPETheta: spec.RoPETheta, activation: act}
 	if opts.RoPEThetaScale > 0 {
 		m.RoPETheta *= opts.RoPEThetaScale
 	}
@@ -109,7 +113,6 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 		m.add(p)
 	}
 	m.initAttention()
-	var err error
 	if m.layout, err = layoutOf(c); err != nil {
 		return nil, err
 	}
@@ -117,6 +120,15 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 		m.SetRequiresGrad(false)
 	}
 	return m, nil
+}
+
+// activationOf returns the MLP activation the spec names.
+func activationOf(spec *arch.Spec) (kernels.Activation, error) {
+	act, ok := kernels.ActivationNamed(spec.Activation)
+	if !ok {
+		return 0, fmt.Errorf("%w activation %q (supported: %s)", arch.ErrUnsupported, spec.Activation, strings.Join(kernels.ActivationNames(), ", "))
+	}
+	return act, nil
 }
 
 // newParam wraps values as a [rows, cols] parameter of the tensor ts.
