@@ -1,206 +1,180 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/nlpodyssey/spago/mat"
 )
 
-// GELUTanh returns the tanh approximation of GELU applied element-wise
-// (GPT-2 "gelu_new"): 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³))).
-//
-// When x requires a gradient, the forward pass keeps 0.5·(1+tanh) of every
-// element (float32), so the backward pass computes no transcendental.
-func GELUTanh(x mat.Tensor) mat.Tensor {
-	return run(&geluFn{x: x})
-}
+// Activation is the element-wise function of a transformer MLP. The zero
+// value is not an activation.
+type Activation uint8
 
-type geluFn struct {
-	output
-	x  mat.Tensor
-	th []float32 // 0.5·(1+tanh(√(2/π)·(x+0.044715·x³))), kept for the backward pass
-}
-
-func (f *geluFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
-
-func (f *geluFn) Forward() (mat.Tensor, error) {
-	x, r, c, err := dense("GELUTanh", "x", f.x)
-	if err != nil {
-		return nil, err
-	}
-	y := f.keep(newMatrix(r, c))
-	if f.x.RequiresGrad() {
-		f.th = getF32(len(x))
-	}
-	geluForward(y.Data().F32(), f.th, x)
-	return y, nil
-}
-
-func (f *geluFn) Backward(gy mat.Tensor) error {
-	defer f.releaseGrad()
-	if !f.x.RequiresGrad() || f.th == nil {
-		return nil
-	}
-	x, _, _, _ := dense("GELUTanh", "x", f.x)
-	g := gradData(gy)
-	if len(g) != len(x) {
-		return shapeError("GELUTanh", "output gradient has %d values, want %d", len(g), len(x))
-	}
-	dx := getF32(len(x))
-	geluBackward(dx, g, x, f.th)
-	putF32(f.th)
-	f.th = nil
-	accGrad(f.x, dx)
-	return nil
-}
-
+// The activations, with the names Hugging Face's ACT2FN gives them in
+// config.json (activation_function, hidden_act).
 const (
-	geluC = 0.7978845608028654 // √(2/π)
-	geluA = 0.044715
+	// SiLU is x·σ(x): "silu", "swish".
+	SiLU Activation = iota + 1
+	// GELU is the exact x·Φ(x), Φ the normal distribution function
+	// (0.5·(1+erf(x/√2))): "gelu", "gelu_python".
+	GELU
+	// GELUTanh is the tanh approximation 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³))):
+	// "gelu_new" (GPT-2), "gelu_pytorch_tanh", "gelu_accurate".
+	GELUTanh
+	// GELUFast is GELUTanh with √(2/π) written 0.7978845608: "gelu_fast".
+	GELUFast
+	// QuickGELU is x·σ(1.702·x): "quick_gelu".
+	QuickGELU
+	// ReLU is max(x, 0): "relu".
+	ReLU
 )
 
-// elementwiseChunk is the minimum number of elements per goroutine for
-// transcendental element-wise kernels.
-const elementwiseChunk = 1 << 13
-
-// geluForward sets y = gelu_tanh(x) element-wise, and sv = σ(2u) (with u
-// the tanh argument, so that tanh u = 2σ(2u)−1) when sv is not nil. Since
-// 0.5·(1+tanh u) = σ(2u) = 1/(1+e^(−2u)), gelu(x) = x·σ(2u): one
-// exponential (fexp inlined, argument clamped to ±708) and one division,
-// no branch on the sign.
-func geluForward(y, sv, x []float32) {
-	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
-		if sv != nil {
-			geluRows(y[lo:hi], sv[lo:hi], x[lo:hi])
-		} else {
-			geluRowsNoSave(y[lo:hi], x[lo:hi])
-		}
-	})
+// activationNames maps every accepted config.json name to its function;
+// the first name of each is its canonical name (String).
+var activationNames = []struct {
+	name string
+	act  Activation
+}{
+	{"silu", SiLU}, {"swish", SiLU},
+	{"gelu", GELU}, {"gelu_python", GELU},
+	{"gelu_new", GELUTanh}, {"gelu_pytorch_tanh", GELUTanh}, {"gelu_accurate", GELUTanh},
+	{"gelu_fast", GELUFast},
+	{"quick_gelu", QuickGELU},
+	{"relu", ReLU},
 }
 
-// geluRows is geluForward on one chunk (a plain function: the loop keeps
-// its slices in registers, which a closure's captured variables do not).
-func geluRows(y, sv, x []float32) {
-	y, sv = y[:len(x)], sv[:len(x)]
-	for i, xv := range x {
-		v := float64(xv)
-		a := -2 * geluC * (v + geluA*v*v*v)
-		if a < -708 {
-			a = -708
+// ActivationNamed returns the activation config.json calls name, and
+// whether there is one.
+func ActivationNamed(name string) (Activation, bool) {
+	for _, a := range activationNames {
+		if a.name == name {
+			return a.act, true
 		}
-		if a > 708 {
-			a = 708
-		}
-		t := a*(64*expLog2e) + expMagic
-		k := t - expMagic
-		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-		n := int64(int32(uint32(math.Float64bits(t))))
-		e := p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
-		s := 1 / (1 + e)
-		y[i] = float32(v * s)
-		sv[i] = float32(s)
 	}
+	return 0, false
 }
 
-// geluRowsNoSave is geluRows without saving σ(2u) (inference).
-func geluRowsNoSave(y, x []float32) {
-	y = y[:len(x)]
-	for i, xv := range x {
-		v := float64(xv)
-		a := -2 * geluC * (v + geluA*v*v*v)
-		if a < -708 {
-			a = -708
-		}
-		if a > 708 {
-			a = 708
-		}
-		t := a*(64*expLog2e) + expMagic
-		k := t - expMagic
-		r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-		n := int64(int32(uint32(math.Float64bits(t))))
-		e := p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
-		y[i] = float32(v * (1 / (1 + e))) // as geluRows computes it
+// ActivationNames lists every name ActivationNamed accepts.
+func ActivationNames() []string {
+	names := make([]string, len(activationNames))
+	for i, a := range activationNames {
+		names[i] = a.name
 	}
+	return names
 }
 
-// geluBackward sets dx = gy · gelu_tanh'(x) element-wise from the saved
-// sv = σ(2u): with t = tanh u = 2σ−1, gelu' = 0.5(1+t) + 0.5x(1−t²)·u',
-// that is σ + 2x·σ(1−σ)·√(2/π)(1+3·0.044715·x²).
-func geluBackward(dx, gy, x, sv []float32) {
-	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
-		geluBackwardRows(dx[lo:hi], gy[lo:hi], x[lo:hi], sv[lo:hi])
-	})
-}
+// Valid reports whether a is one of the activations.
+func (a Activation) Valid() bool { return a >= SiLU && a <= ReLU }
 
-func geluBackwardRows(dx, gy, x, sv []float32) {
-	dx, gy, sv = dx[:len(x)], gy[:len(x)], sv[:len(x)]
-	for i, xv := range x {
-		v := float64(xv)
-		s := float64(sv[i])
-		d := s + 2*v*s*(1-s)*geluC*(1+3*geluA*v*v)
-		dx[i] = float32(float64(gy[i]) * d)
+// String returns a's config.json name.
+func (a Activation) String() string {
+	for _, n := range activationNames {
+		if n.act == a {
+			return n.name
+		}
 	}
+	return fmt.Sprintf("Activation(%d)", uint8(a))
 }
 
-// SiLUGate returns silu(gate) ⊙ up element-wise, with silu(g) = g·σ(g)
-// (the Llama MLP gate). gate and up must have the same shape.
-func SiLUGate(gate, up mat.Tensor) mat.Tensor {
-	return run(&siluGateFn{gate: gate, up: up})
+// Activate returns act(x) element-wise (GPT-2's MLP).
+func Activate(x mat.Tensor, act Activation) mat.Tensor {
+	return run(&activationFn{act: act, x: x})
 }
 
-type siluGateFn struct {
+// GLU returns act(gate) ⊙ up element-wise, the gated linear unit of the
+// Llama-family MLP (SwiGLU with SiLU, GeGLU with GELU). gate and up must
+// have the same shape.
+func GLU(gate, up mat.Tensor, act Activation) mat.Tensor {
+	return run(&activationFn{act: act, x: gate, up: up})
+}
+
+// activationFn is Activate (up nil) and GLU.
+type activationFn struct {
 	output
-	gate, up mat.Tensor
-	sig      []float32 // σ(gate), kept for the backward pass
+	act   Activation
+	x, up mat.Tensor
+	// saved is what the backward pass needs besides x, one float32 per
+	// element (act.saves): σ(z) for the sigmoid-weighted activations, Φ(x)
+	// for GELU; nil when no operand requires a gradient.
+	saved []float32
 }
 
-func (f *siluGateFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
+func (f *activationFn) Operands() []mat.Tensor {
+	if f.up == nil {
+		return []mat.Tensor{f.x}
+	}
+	return []mat.Tensor{f.x, f.up}
+}
 
-func (f *siluGateFn) Forward() (mat.Tensor, error) {
-	g, gr, gc, err := dense("SiLUGate", "gate", f.gate)
+// names returns the operation's name and its first operand's, for errors.
+func (f *activationFn) names() (op, x string) {
+	if f.up == nil {
+		return "Activate", "x"
+	}
+	return "GLU", "gate"
+}
+
+func (f *activationFn) needsGrad() bool {
+	return f.x.RequiresGrad() || (f.up != nil && f.up.RequiresGrad())
+}
+
+func (f *activationFn) Forward() (mat.Tensor, error) {
+	op, xName := f.names()
+	if !f.act.Valid() {
+		return nil, shapeError(op, "invalid activation %v", f.act)
+	}
+	x, r, c, err := dense(op, xName, f.x)
 	if err != nil {
 		return nil, err
 	}
-	u, ur, uc, err := dense("SiLUGate", "up", f.up)
-	if err != nil {
-		return nil, err
+	var u []float32
+	if f.up != nil {
+		var ur, uc int
+		if u, ur, uc, err = dense(op, "up", f.up); err != nil {
+			return nil, err
+		}
+		if r != ur || c != uc {
+			return nil, shapeError(op, "shapes differ: gate is [%d,%d], up is [%d,%d]", r, c, ur, uc)
+		}
 	}
-	if gr != ur || gc != uc {
-		return nil, shapeError("SiLUGate", "shapes differ: gate is [%d,%d], up is [%d,%d]", gr, gc, ur, uc)
+	y := f.keep(newMatrix(r, c))
+	if f.act.saves() && f.needsGrad() {
+		f.saved = getF32(len(x))
 	}
-	y := f.keep(newMatrix(gr, gc))
-	if f.gate.RequiresGrad() || f.up.RequiresGrad() {
-		f.sig = getF32(len(g))
-	}
-	siluGateForward(y.Data().F32(), f.sig, g, u)
+	activationForward(f.act, y.Data().F32(), f.saved, x, u)
 	return y, nil
 }
 
-func (f *siluGateFn) Backward(gy mat.Tensor) error {
+func (f *activationFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
-	if f.sig == nil {
+	if !f.needsGrad() || (f.act.saves() && f.saved == nil) {
 		return nil
 	}
-	g, _, _, _ := dense("SiLUGate", "gate", f.gate)
-	u, _, _, _ := dense("SiLUGate", "up", f.up)
+	op, xName := f.names()
+	x, _, _, _ := dense(op, xName, f.x)
+	var u []float32
+	if f.up != nil {
+		u, _, _, _ = dense(op, "up", f.up)
+	}
 	dy := gradData(gy)
-	if len(dy) != len(g) {
-		return shapeError("SiLUGate", "output gradient has %d values, want %d", len(dy), len(g))
+	if len(dy) != len(x) {
+		return shapeError(op, "output gradient has %d values, want %d", len(dy), len(x))
 	}
-	var dg, du []float32
-	if f.gate.RequiresGrad() {
-		dg = getF32(len(g))
+	var dx, du []float32
+	if f.x.RequiresGrad() {
+		dx = getF32(len(x))
 	}
-	if f.up.RequiresGrad() {
+	if f.up != nil && f.up.RequiresGrad() {
 		du = getF32(len(u))
 	}
-	siluGateBackward(dg, du, dy, g, u, f.sig)
-	putF32(f.sig)
-	f.sig = nil
-	if dg != nil {
-		accGrad(f.gate, dg)
+	activationBackward(f.act, dx, du, dy, x, u, f.saved)
+	if f.saved != nil {
+		putF32(f.saved)
+		f.saved = nil
+	}
+	if dx != nil {
+		accGrad(f.x, dx)
 	}
 	if du != nil {
 		accGrad(f.up, du)
@@ -208,51 +182,193 @@ func (f *siluGateFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
-// siluGateForward sets y = silu(g)·u element-wise, and sig = σ(g) when sig
-// is not nil.
-func siluGateForward(y, sig, g, u []float32) {
-	parallelFor(len(g), elementwiseChunk, func(_, lo, hi int) {
-		gs, us, ys := g[lo:hi], u[lo:hi], y[lo:hi]
+// elementwiseChunk is the minimum number of elements per goroutine for
+// transcendental element-wise kernels.
+const elementwiseChunk = 1 << 13
+
+// saves reports whether a's backward pass needs a value kept by its
+// forward pass (ReLU's needs x only).
+func (a Activation) saves() bool { return a != ReLU }
+
+// sigmoidWeighted returns k and c such that a(x) = x·σ(k·(x + c·x³)), for
+// the activations of that form (SiLU, GELUTanh, GELUFast, QuickGELU): the
+// tanh GELUs are such since 0.5·(1+tanh u) = σ(2u).
+func (a Activation) sigmoidWeighted() (k, c float64, ok bool) {
+	switch a {
+	case SiLU:
+		return 1, 0, true
+	case GELUTanh:
+		return 2 * 0.7978845608028654, 0.044715, true // √(2/π)
+	case GELUFast:
+		return 2 * 0.7978845608, 0.044715, true
+	case QuickGELU:
+		return 1.702, 0, true
+	}
+	return 0, 0, false
+}
+
+// activationForward sets y = act(x), times up when up is not nil (the
+// product of the float32 act(x) and up), and saved (when not nil) to what
+// the backward pass needs.
+func activationForward(act Activation, y, saved, x, up []float32) {
+	k, c, sigmoid := act.sigmoidWeighted()
+	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
+		ys, xs := y[lo:hi], x[lo:hi]
 		var ss []float32
-		if sig != nil {
-			ss = sig[lo:hi]
+		if saved != nil {
+			ss = saved[lo:hi]
 		}
-		for i, gv := range gs {
-			v := float64(gv)
-			a := -v // σ(v) = 1/(1+e^(−v)), fexp inlined
-			if a < -708 {
-				a = -708
-			}
-			if a > 708 {
-				a = 708
-			}
-			t := a*(64*expLog2e) + expMagic
-			k := t - expMagic
-			r := (a - k*(expLn2Hi/64)) - k*(expLn2Lo/64)
-			p := 1 + r*(1+r*(0.5+r*(1.0/6)))
-			n := int64(int32(uint32(math.Float64bits(t))))
-			s := 1 / (1 + p*math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52))
-			ys[i] = float32(v*s) * us[i]
-			if ss != nil {
-				ss[i] = float32(s)
+		switch {
+		case sigmoid:
+			sigmoidWeightedRows(ys, ss, xs, k, c)
+		case act == GELU:
+			geluRows(ys, ss, xs)
+		default:
+			reluRows(ys, xs)
+		}
+		if up != nil {
+			for i, u := range up[lo:hi] {
+				ys[i] *= u
 			}
 		}
 	})
 }
 
-// siluGateBackward sets dg = dy·u·silu'(g) and du = dy·silu(g) from the
-// saved sig = σ(g); either output may be nil.
-func siluGateBackward(dg, du, dy, g, u, sig []float32) {
-	parallelFor(len(g), elementwiseChunk, func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := float64(g[i])
-			s := float64(sig[i])
-			if du != nil {
-				du[i] = dy[i] * float32(v*s)
+// activationBackward sets dx = dy·act'(x) (times up when up is not nil)
+// and du = dy·act(x), from the values activationForward saved; dx or du
+// may be nil.
+func activationBackward(act Activation, dx, du, dy, x, up, saved []float32) {
+	k, c, sigmoid := act.sigmoidWeighted()
+	parallelFor(len(x), elementwiseChunk, func(_, lo, hi int) {
+		// Each loop takes its own chunk of every slice (nil stays nil).
+		part := func(s []float32) []float32 {
+			if s == nil {
+				return nil
 			}
-			if dg != nil {
-				dg[i] = float32(float64(dy[i]) * float64(u[i]) * s * (1 + v*(1-s)))
-			}
+			return s[lo:hi]
+		}
+		dxs, dus, dys, xs, ups, ss := part(dx), part(du), dy[lo:hi], x[lo:hi], part(up), part(saved)
+		switch {
+		case sigmoid:
+			sigmoidWeightedBackward(dxs, dus, dys, xs, ups, ss, k, c)
+		case act == GELU:
+			geluBackward(dxs, dus, dys, xs, ups, ss)
+		default:
+			reluBackward(dxs, dus, dys, xs, ups)
 		}
 	})
+}
+
+// setGrads stores element i's gradients, from the activation's value a(x)
+// and slope a'(x): dx = dy·up·a'(x) (up taken as 1 when nil), and
+// du = dy·a(x) with a(x) rounded to float32, as the forward pass multiplied
+// it. The backward loops share it (it is inlined).
+func setGrads(dx, du, dy, up []float32, i int, value, slope float64) {
+	m := float64(dy[i])
+	if up != nil {
+		m *= float64(up[i])
+		if du != nil {
+			du[i] = dy[i] * float32(value)
+		}
+	}
+	if dx != nil {
+		dx[i] = float32(m * slope)
+	}
+}
+
+// sigmoidWeightedRows sets y = x·σ(z) with z = k·(x + c·x³), and s = σ(z)
+// when s is not nil: one exponential (fexp written out, as every hot loop
+// does; see fastmath.go) and one division, no branch on the sign.
+func sigmoidWeightedRows(y, s, x []float32, k, c float64) {
+	y = y[:len(x)]
+	if s != nil {
+		s = s[:len(x)]
+	}
+	for i, xv := range x {
+		v := float64(xv)
+		z := v
+		if c != 0 { // (0·x³ would turn x = ±Inf into NaN)
+			z += c * v * v * v
+		}
+		a := -k * z // σ(z) = 1/(1+e^a)
+		if a < -708 {
+			a = -708
+		}
+		if a > 708 {
+			a = 708
+		}
+		t := a*(64*expLog2e) + expMagic
+		n := t - expMagic
+		r := (a - n*(expLn2Hi/64)) - n*(expLn2Lo/64)
+		p := 1 + r*(1+r*(0.5+r*(1.0/6)))
+		j := int64(int32(uint32(math.Float64bits(t))))
+		sig := 1 / (1 + p*math.Float64frombits(expTable[j&63]+uint64(j>>6)<<52))
+		y[i] = float32(v * sig)
+		if s != nil {
+			s[i] = float32(sig)
+		}
+	}
+}
+
+// sigmoidWeightedBackward is the backward pass of sigmoidWeightedRows
+// (see setGrads) from the saved s = σ(z): d/dx x·s = s + x·s·(1−s)·z′,
+// z′ = k·(1 + 3c·x²). (Unlike the forward pass it needs no branch for
+// c = 0: the slope at x = ±Inf is NaN either way.)
+func sigmoidWeightedBackward(dx, du, dy, x, up, saved []float32, k, c float64) {
+	dy, saved = dy[:len(x)], saved[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		s := float64(saved[i])
+		zp := k * (1 + 3*c*v*v)
+		setGrads(dx, du, dy, up, i, v*s, s+v*s*(1-s)*zp)
+	}
+}
+
+// geluRows sets y = x·Φ(x), and phi = Φ(x) when phi is not nil. Φ is
+// 0.5·erfc(−x/√2), accurate in both tails.
+func geluRows(y, phi, x []float32) {
+	y = y[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		cdf := 0.5 * math.Erfc(-v/math.Sqrt2)
+		y[i] = float32(v * cdf)
+		if phi != nil {
+			phi[i] = float32(cdf)
+		}
+	}
+}
+
+// geluBackward is the backward pass of geluRows (see setGrads) from the
+// saved Φ(x): d/dx x·Φ(x) = Φ(x) + x·φ(x), φ the normal density.
+func geluBackward(dx, du, dy, x, up, phi []float32) {
+	phi = phi[:len(x)]
+	for i, xv := range x {
+		v := float64(xv)
+		cdf := float64(phi[i])
+		pdf := fexp(-0.5*v*v) * (1 / math.Sqrt(2*math.Pi))
+		setGrads(dx, du, dy, up, i, v*cdf, cdf+v*pdf)
+	}
+}
+
+// reluRows sets y = max(x, 0) (NaN stays NaN).
+func reluRows(y, x []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		if v <= 0 {
+			v = 0
+		}
+		y[i] = v
+	}
+}
+
+// reluBackward is the backward pass of reluRows (see setGrads): the slope
+// is 1 where x > 0, else 0 (0 at 0, as PyTorch takes it).
+func reluBackward(dx, du, dy, x, up []float32) {
+	for i, xv := range x {
+		if xv > 0 {
+			setGrads(dx, du, dy, up, i, float64(xv), 1)
+		} else {
+			setGrads(dx, du, dy, up, i, 0, 0)
+		}
+	}
 }

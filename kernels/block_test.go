@@ -51,7 +51,7 @@ func TestBlockChain(t *testing.T) {
 		v := Linear(h, Wv, nil, true)
 		y := Add(x, Linear(Attention(q, k, v, s, b, cfg), Wo, nil, false))
 		u := LayerNorm(y, g2, b2, eps)
-		m := GELUTanh(SiLUGate(Linear(u, Wg, nil, false), Linear(u, Wu, nil, false)))
+		m := Activate(GLU(Linear(u, Wg, nil, false), Linear(u, Wu, nil, false), SiLU), GELUTanh)
 		z := Add(y, MatMul(m, Wd, false, false))
 		return CrossEntropy(Linear(z, E, nil, false), targets)
 	}

@@ -36,7 +36,7 @@ func TestColumnsSplit(t *testing.T) {
 	checkOp(t, 1750, ins,
 		func(x []mat.Tensor) mat.Tensor {
 			q, k, v := Columns(x[0], 0, w), Columns(x[0], w, 2*w), Columns(x[0], 2*w, 3*w)
-			return Add(SiLUGate(q, k), v)
+			return Add(GLU(q, k, SiLU), v)
 		},
 		func(x [][]float64) []float64 {
 			q, k, v := columnsRef(x[0], rows, 3*w, 0, w), columnsRef(x[0], rows, 3*w, w, 2*w), columnsRef(x[0], rows, 3*w, 2*w, 3*w)

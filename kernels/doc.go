@@ -42,8 +42,10 @@
 // products). Statistics whose cost is negligible next to the surrounding
 // work accumulate in float64: norm statistics, softmax and log-sum-exp sums
 // (attention, cross-entropy), bias/gain gradients, the s/b gradients of
-// Attention. Exponentials (softmax, GELU, SiLU) use fexpNeg, a table-driven
-// exponential with a relative error below 1e-10.
+// Attention. Exponentials (softmax, the sigmoid of SiLU and the tanh GELUs)
+// use fexp, a table-driven exponential with a relative error below 1e-10;
+// the exact GELU uses math.Erfc. Element-wise activations compute in
+// float64 and round their results to float32.
 //
 // # Fused operations
 //

@@ -2,13 +2,15 @@ package kernels
 
 import "math"
 
-// The exponential of the element-wise kernels (softmax rows, GELU, SiLU).
+// The exponential of the element-wise kernels (softmax rows, activations).
 // math.Exp is accurate to the last float64 bit and handles every special
 // case on every call; the kernels need float32 accuracy over a known range,
 // so this branch-light version (range reduction by ln2/64, a table of
 // 2^(j/64), a cubic, and an exponent built from bits) runs about twice as
 // fast. Its relative error is below 1e-10, far under float32 resolution.
-// The hot loops inline it by hand (Go does not inline it into loops).
+// The hot loops write fexp out by hand (Go does not inline it into loops):
+// expScaledSub, softmaxGradRow and sigmoidWeightedRows, each tested bit for
+// bit against fexp (TestInlinedExp).
 
 const (
 	expLog2e = 1.4426950408889634
@@ -17,13 +19,17 @@ const (
 	expMagic = 6755399441055744.0 // 1.5·2^52: adding it rounds to an integer
 )
 
-// fexpNeg returns e^x for x <= 0 (0 below -708), with a relative error
-// below 1e-10; it is the softmax kernels' exponential (a logit minus the row
-// maximum or the log-sum-exp). It reduces x = (64k+j)·ln2/64 + r with
-// |r| <= ln2/128, takes 2^(j/64) from a table and e^r from a cubic.
-func fexpNeg(x float64) float64 {
-	if !(x >= -708) {
-		return 0
+// fexp returns e^x with a relative error below 1e-10 for x in [-708, 708].
+// x is clamped to that range (so e^-708 ≈ 3.3e-308 stands for every
+// smaller result, and ±Inf give e^±708); NaN gives NaN. It reduces
+// x = (64k+j)·ln2/64 + r with |r| <= ln2/128, takes 2^(j/64) from a table
+// and e^r from a cubic.
+func fexp(x float64) float64 {
+	if x < -708 {
+		x = -708
+	}
+	if x > 708 {
+		x = 708
 	}
 	t := x*(64*expLog2e) + expMagic
 	k := t - expMagic
@@ -31,6 +37,16 @@ func fexpNeg(x float64) float64 {
 	p := 1 + r*(1+r*(0.5+r*(1.0/6)))
 	n := int64(int32(uint32(math.Float64bits(t))))
 	return p * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52)
+}
+
+// fexpNeg returns e^x for x <= 0 as fexp does, but 0 below -708 and for
+// NaN: the online softmax's rescaling factor, where a running maximum that
+// falls out of range must weigh nothing.
+func fexpNeg(x float64) float64 {
+	if !(x >= -708) {
+		return 0
+	}
+	return fexp(x)
 }
 
 // expTable[j] holds the bits of 2^(j/64).
@@ -45,7 +61,8 @@ var expTable = func() (t [64]uint64) {
 // m >= max f·x (a softmax row: logits f·x, maximum m), and returns their
 // sum in float64. It stores e_i in y[i] when y is not nil; y may be x. It
 // is the one loop of the softmax kernels (attention rows, cross-entropy),
-// with fexpNeg written out so the compiler keeps it in registers.
+// with fexp written out so the compiler keeps it in registers (there is no
+// upper clamp: the arguments are <= 0).
 func expScaledSub(y, x []float32, f, m float32) float64 {
 	if y != nil {
 		y = y[:len(x)]
@@ -89,7 +106,8 @@ func maxScaledRow(x []float32, f float32) float32 {
 // probabilities and logit gradients, for keys c < len(s): with the logit
 // f·s[c] and the row's log-sum-exp L, p = e^(f·s[c] − L) and
 // dl = p·(dp[c] − D); it sets s[c] = p and dp[c] = dl·f and returns
-// Σ dl·s[c] (with the s[c] it was given). fexpNeg inlined.
+// Σ dl·s[c] (with the s[c] it was given). fexp written out, as in
+// expScaledSub.
 func softmaxGradRow(s, dp []float32, f, L, D float32) float32 {
 	dp = dp[:len(s)]
 	var dc float32

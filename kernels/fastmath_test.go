@@ -76,7 +76,7 @@ func BenchmarkGELUForward(b *testing.B) {
 	cm.start()
 	defer cm.stop(b)
 	for i := 0; i < b.N; i++ {
-		geluForward(y, th, x)
+		activationForward(GELUTanh, y, th, x, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/value")
 }

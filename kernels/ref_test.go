@@ -95,6 +95,33 @@ func geluRef(x []float64) []float64 {
 	return y
 }
 
+// activationRef is act(x), or act(x)·up when up is not nil, from the
+// PyTorch definitions (transformers' ACT2FN).
+func activationRef(act Activation, x, up []float64) []float64 {
+	f := activationRefs[act]
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = f(v)
+		if up != nil {
+			y[i] *= up[i]
+		}
+	}
+	return y
+}
+
+var activationRefs = map[Activation]func(float64) float64{
+	SiLU: func(v float64) float64 { return v / (1 + math.Exp(-v)) },
+	GELU: func(v float64) float64 { return 0.5 * v * (1 + math.Erf(v/math.Sqrt2)) },
+	GELUTanh: func(v float64) float64 {
+		return 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*math.Pow(v, 3))))
+	},
+	GELUFast: func(v float64) float64 {
+		return 0.5 * v * (1 + math.Tanh(v*0.7978845608*(1+0.044715*v*v)))
+	},
+	QuickGELU: func(v float64) float64 { return v / (1 + math.Exp(-1.702*v)) },
+	ReLU:      func(v float64) float64 { return math.Max(v, 0) },
+}
+
 func siluGateRef(g, u []float64) []float64 {
 	y := make([]float64, len(g))
 	for i := range g {
