@@ -65,7 +65,7 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 			bv = a.B.Values()
 		}
 		out := make([]float32, len(ids)*s.Heads*s.HeadDim)
-		kernels.AttendCached(out, values(q), d.k[l], d.v[l], d.n, len(ids), sv, bv, kernels.AttentionConfig{
+		kernels.AttendCached(out, values(q), d.k[l], d.v[l], 0, d.n, len(ids), sv, bv, kernels.AttentionConfig{
 			Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, Variant: a.Variant,
 		})
 		if d.probe != nil {
