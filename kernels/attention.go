@@ -26,22 +26,22 @@ type AttentionConfig struct {
 	// input, sorted strictly ascending with Segments[0] == 0. nil (or empty)
 	// means a single document. Attention never crosses a segment start.
 	Segments []int
-	// Window is reserved for sliding-window attention. It must be 0: a
-	// non-zero value is rejected rather than silently ignored.
+	// Window, when > 0, is a sliding window (Mistral, Qwen2, Gemma 2/3
+	// local layers): the query at position p of a document sees the keys
+	// at positions p−Window+1 … p only, and its SSMax length is
+	// n = min(p+1, Window). 0 means no window.
 	Window int
+	// Scale multiplies the dot products q·k; 0 means 1/√HeadDim (Gemma's
+	// query_pre_attn_scalar^−½ is not).
+	Scale float32
+	// Softcap, when > 0, caps the logits: l = Softcap·tanh(c·Scale·q·k /
+	// Softcap), c the SSMax factor (Gemma 2). 0 means none.
+	Softcap float32
 	// RoPE, when set, makes Attention rotate queries and keys by rotary
-	// position embeddings (as the RoPE operation does) itself, while it
+	// position embeddings (as the RoPEWith operation does) itself, while it
 	// packs them, instead of taking them rotated: the same result without
 	// the two RoPE nodes and their copies. Not used by AttendCached.
 	RoPE *RoPEConfig
-}
-
-// RoPEConfig is the rotary position embedding Attention applies to its
-// queries and keys (see RoPE).
-type RoPEConfig struct {
-	Theta float64
-	// Positions holds every row's position (nil: 0, 1, …, T−1).
-	Positions []int
 }
 
 // Validate checks the configuration for inputs with the given number of
@@ -57,12 +57,18 @@ func (c AttentionConfig) Validate(rows int) error {
 	if c.Variant != "" && !c.Variant.Valid() {
 		return fmt.Errorf("attention config: invalid attention variant %q", c.Variant)
 	}
-	if c.Window != 0 {
-		return fmt.Errorf("attention config: sliding-window attention (Window=%d) is not implemented", c.Window)
+	if c.Window < 0 {
+		return fmt.Errorf("attention config: Window must be >= 0 (0: no window), got %d", c.Window)
+	}
+	if !(c.Scale >= 0) || math.IsInf(float64(c.Scale), 0) {
+		return fmt.Errorf("attention config: Scale must be finite and >= 0 (0: 1/sqrt(HeadDim)), got %v", c.Scale)
+	}
+	if !(c.Softcap >= 0) || math.IsInf(float64(c.Softcap), 0) {
+		return fmt.Errorf("attention config: Softcap must be finite and >= 0 (0: none), got %v", c.Softcap)
 	}
 	if r := c.RoPE; r != nil {
-		if c.HeadDim%2 != 0 || !(r.Theta > 0) {
-			return fmt.Errorf("attention config: RoPE needs an even HeadDim (%d) and a positive theta (%v)", c.HeadDim, r.Theta)
+		if err := r.check(c.HeadDim); err != nil {
+			return fmt.Errorf("attention config: %w", err)
 		}
 		if r.Positions != nil && rows > 0 && len(r.Positions) != rows {
 			return fmt.Errorf("attention config: RoPE has %d positions for %d rows", len(r.Positions), rows)
@@ -100,14 +106,35 @@ func (c AttentionConfig) segmentBounds(rows int) [][2]int {
 	return out
 }
 
+// logitScale is the factor of the dot products q·k (Scale, or
+// 1/√HeadDim).
+func (c AttentionConfig) logitScale() float64 {
+	if c.Scale > 0 {
+		return float64(c.Scale)
+	}
+	return invSqrtDim(c.HeadDim)
+}
+
+// keysSeen is the number of keys the query at position p (from its
+// document's start) sees: p+1, at most Window.
+func (c AttentionConfig) keysSeen(p int) int {
+	if c.Window > 0 && p >= c.Window {
+		return c.Window
+	}
+	return p + 1
+}
+
 // Attention returns causal multi-head attention with the logit scale of
 // cfg.Variant. q is [T, Heads*HeadDim]; k and v are [T, KVHeads*HeadDim]; the
 // result is [T, Heads*HeadDim].
 //
 // For query row t of head h in the segment starting at row a, keys j range
-// over [a, t] and n = t−a+1. With z_tj = q_t·k_j/√HeadDim, the logits are
-// l_tj = c_t·z_tj where c_t = attnscale.Factor(cfg.Variant, s[h], b[h], n), and
-// out_t = Σ_j softmax_j(l_t)·v_j. With cfg.RoPE, q and k are first rotated.
+// over a <= j <= t with t−j < W when the window W = cfg.Window is set, and
+// n = t−a+1 (at most W). With z_tj = scale·q_t·k_j (scale = cfg.Scale, by
+// default 1/√HeadDim) and c_t = attnscale.Factor(cfg.Variant, s[h], b[h], n),
+// the logits are l_tj = c_t·z_tj, or C·tanh(c_t·z_tj/C) with the soft cap
+// C = cfg.Softcap, and out_t = Σ_j softmax_j(l_t)·v_j. With cfg.RoPE, q and
+// k are first rotated.
 //
 // s and b hold one value per query head (a 1×Heads or Heads×1 matrix). s is
 // required by SSMax and Bias, b by Bias; otherwise they are ignored and may be
@@ -115,8 +142,10 @@ func (c AttentionConfig) segmentBounds(rows int) [][2]int {
 //
 // The computation is blockwise (flash-attention style, see attentionFwd and
 // attentionBwd) with the products done by gemm: memory is O(T·HeadDim), no
-// [T,T] matrix is built. The forward pass keeps the log-sum-exp of every
-// (head, row); the backward pass recomputes the probabilities tile by tile.
+// [T,T] matrix is built, and with a window the blocks of keys no query of
+// a block sees are skipped (cost O(T·Window) instead of O(T²)). The
+// forward pass keeps the log-sum-exp of every (head, row); the backward
+// pass recomputes the probabilities tile by tile.
 // Both are parallel and deterministic: the work partition and the order of
 // every sum are fixed, whatever the number of cores.
 func Attention(q, k, v, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
@@ -125,9 +154,11 @@ func Attention(q, k, v, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
 
 // AttentionQKV is Attention with queries, keys and values side by side in
 // one matrix qkv [T, (Heads+2·KVHeads)·HeadDim]: columns [0, Heads·HeadDim)
-// are q, the next KVHeads·HeadDim are k, the last v (GPT-2's fused c_attn
-// projection). Splitting inside the operation saves three column copies
-// and gives qkv a single gradient.
+// are q, the next KVHeads·HeadDim are k, the last KVHeads·HeadDim v (GPT-2's
+// fused c_attn projection; Phi-3's qkv_proj, with grouped-query attention
+// when KVHeads < Heads). Splitting inside the operation saves three column
+// copies and gives qkv a single gradient; the result, and the gradient of
+// every column, are those of Attention on the three column blocks.
 func AttentionQKV(qkv, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
 	return run(&attentionFn{qkv: qkv, s: s, b: b, cfg: cfg.clone()})
 }
@@ -137,8 +168,7 @@ func AttentionQKV(qkv, s, b mat.Tensor, cfg AttentionConfig) mat.Tensor {
 func (c AttentionConfig) clone() AttentionConfig {
 	c.Segments = cloneInts(c.Segments)
 	if c.RoPE != nil {
-		r := *c.RoPE
-		r.Positions = cloneInts(r.Positions)
+		r := c.RoPE.clone()
 		c.RoPE = &r
 	}
 	return c
@@ -154,7 +184,7 @@ type attentionFn struct {
 	out           []float32
 	rope          *ropeRows
 	// Saved for the backward pass (nil when no operand requires a
-	// gradient): the log-sum-exp and the logit factor c_t/√HeadDim of
+	// gradient): the log-sum-exp and the logit factor c_t·scale of
 	// every (head, row), index h*T+t.
 	lse, fac []float32
 }
@@ -264,11 +294,11 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	f.segs = cfg.segmentBounds(T)
 	grad := f.requiresGrad()
 	if cfg.RoPE != nil {
-		f.rope = newRoPERows(cfg.RoPE.Positions, T, d, cfg.RoPE.Theta)
+		f.rope = newRoPERows(cfg.RoPE.Positions, T, cfg.RoPE.params(d))
 	}
 
 	fac := getF32(H * T)
-	invSqrt := invSqrtDim(d)
+	scale := cfg.logitScale()
 	for h := 0; h < H; h++ {
 		var sh, bh float32
 		if s != nil {
@@ -279,7 +309,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		}
 		for _, sg := range f.segs {
 			for t := sg[0]; t < sg[1]; t++ {
-				fac[h*T+t] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, t-sg[0]+1)) * invSqrt)
+				fac[h*T+t] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(t-sg[0]))) * scale)
 			}
 		}
 	}
@@ -291,9 +321,9 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	f.out = y.Data().F32()
 	segs := make([]attnSegment, len(f.segs))
 	for i, sg := range f.segs {
-		segs[i] = attnSegment{q0: sg[0], nq: sg[1] - sg[0], k0: sg[0], pos0: 0}
+		segs[i] = attnSegment{q0: sg[0], nq: sg[1] - sg[0], k0: sg[0]}
 	}
-	attentionForward(qs, ks, vs, f.rope, T, T, H, KVH, d, fac, f.out, lse, segs)
+	attentionForward(qs, ks, vs, f.rope, T, T, H, KVH, d, cfg.Window, cfg.Softcap, fac, f.out, lse, segs)
 	if grad {
 		f.lse, f.fac = lse, fac
 	} else {
@@ -344,7 +374,8 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	}
 	dc := getF64Zero(H * T) // dL/dc_t per (head, row)
 	attentionBwd(&attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: T, rowsK: T, heads: H, kvHeads: KVH, d: d,
-		fac: f.fac, out: f.out, lse: f.lse}, f.segs, g, dqs, dks, dvs, f.rope, dc)
+		window: cfg.Window, softcap: cfg.Softcap, fac: f.fac, out: f.out, lse: f.lse},
+		f.segs, g, dqs, dks, dvs, f.rope, cfg.logitScale(), dc)
 	putF32(qh)
 	putF32(kh)
 	putF32(vh)
@@ -372,7 +403,7 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 			var acc float64
 			for _, sg := range f.segs {
 				for t := sg[0]; t < sg[1]; t++ {
-					acc += dc[h*T+t] * attnscale.LogN(t-sg[0]+1)
+					acc += dc[h*T+t] * attnscale.LogN(cfg.keysSeen(t-sg[0]))
 				}
 			}
 			ds[h] = float32(acc)
@@ -412,7 +443,7 @@ func packHeadRange(dst []float32, x colBlock, rows, heads, h0, h1, d int, rope *
 				o := ((h-h0)*rows + t) * d
 				if rope != nil {
 					c, s := rope.row(t)
-					rotateHalf(dst[o:o+d], xr[h*d:(h+1)*d], c, s, false)
+					rotateHead(dst[o:o+d], xr[h*d:(h+1)*d], c, s, false)
 				} else {
 					copy(dst[o:o+d], xr[h*d:(h+1)*d])
 				}
@@ -422,7 +453,7 @@ func packHeadRange(dst []float32, x colBlock, rows, heads, h0, h1, d int, rope *
 }
 
 // packKeyChunks packs the keys of kv head kvh for the forward pass: every
-// chunk of attnFwdK keys of a segment (from the segment's first key; the
+// chunk of attnFwdK keys of a segment (from the segment's first key row; the
 // last one shorter), rows [r0, r0+n), is stored transposed at dst[r0*d:]
 // as [d][n], so that the logits of a query block are a plain product
 // Q·K_chunkᵀ = Q·dst_chunk. Keys are rotated when rope is set.
@@ -430,7 +461,7 @@ func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *rop
 	type chunk struct{ r0, n int }
 	var chunks []chunk
 	for _, sg := range segs {
-		n := sg.pos0 + sg.nq // keys of the segment
+		n := sg.keys()
 		for c := 0; c < n; c += attnFwdK {
 			chunks = append(chunks, chunk{sg.k0 + c, min(attnFwdK, n-c)})
 		}
@@ -444,7 +475,7 @@ func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *rop
 				src := k.row(t, heads*d)[kvh*d : (kvh+1)*d]
 				if rope != nil {
 					c, s := rope.row(t)
-					rotateHalf(row, src, c, s, false)
+					rotateHead(row, src, c, s, false)
 					src = row
 				}
 				for j, x := range src {
@@ -457,10 +488,11 @@ func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *rop
 
 // attentionForward computes the output out [rowsQ, heads*d] (and, when lse
 // is not nil, the log-sum-exp of every (head, row)) of the query rows of
-// the segments, from row-major q, k, v. It packs and runs one kv head (and
-// its group of query heads) at a time, so it needs (group+2)·rows·d values
-// of scratch, not three copies of the inputs.
-func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvHeads, d int, fac, out, lse []float32, segs []attnSegment) {
+// the segments, from row-major q, k, v, with a sliding window (0: none)
+// and a soft cap (0: none) of the logits. It packs and runs one kv head
+// (and its group of query heads) at a time, so it needs (group+2)·rows·d
+// values of scratch, not three copies of the inputs.
+func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvHeads, d, window int, softcap float32, fac, out, lse []float32, segs []attnSegment) {
 	group := heads / kvHeads
 	qh, kh, vh := getF32(group*rowsQ*d), getF32(rowsK*d), getF32(rowsK*d)
 	for kvh := 0; kvh < kvHeads; kvh++ {
@@ -469,6 +501,7 @@ func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvH
 		packKeyChunks(kh, k, rowsK, kvHeads, kvh, d, rope, segs)
 		packHeadRange(vh, v, rowsK, kvHeads, kvh, kvh+1, d, nil)
 		p := &attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: rowsQ, rowsK: rowsK, heads: group, kvHeads: 1, d: d,
+			window: window, softcap: softcap,
 			fac: fac[h0*rowsQ : (h0+group)*rowsQ], out: out, ldo: heads * d, h0: h0}
 		if lse != nil {
 			p.lse = lse[h0*rowsQ : (h0+group)*rowsQ]
@@ -495,16 +528,33 @@ type attnProblem struct {
 	heads        int
 	kvHeads      int
 	d            int
-	fac          []float32 // [heads*rowsQ]: logit factor c_t/√d of every query row
+	window       int       // sliding window (0: none)
+	softcap      float32   // logit soft cap (0: none)
+	fac          []float32 // [heads*rowsQ]: logit factor c_t·scale of every query row
 	out          []float32 // the output, row-major: row t, head h at out[t*ldo+(h0+h)*d]
 	ldo, h0      int
 	lse          []float32 // [heads*rowsQ]: log-sum-exp of the logits (nil: not needed)
 }
 
-// attnSegment is a run of query rows attending causally to a run of keys:
-// query rows [q0, q0+nq) at positions pos0, pos0+1, … of a document whose
-// keys are rows k0, k0+1, …; the query at position p sees keys k0..k0+p.
-type attnSegment struct{ q0, nq, k0, pos0 int }
+// attnSegment is a run of query rows attending causally to the keys of one
+// document: query rows [q0, q0+nq) are at positions pos0, pos0+1, … of the
+// document; key row k0 holds the key at position kpos0, row k0+1 the next,
+// and so on up to position pos0+nq−1. The query at position p sees the
+// keys at positions max(0, p−window+1) … p (0 … p without a window); they
+// must all be held: kpos0 <= max(0, pos0−window+1).
+type attnSegment struct{ q0, nq, k0, pos0, kpos0 int }
+
+// keys returns the number of key rows of the segment.
+func (sg attnSegment) keys() int { return sg.pos0 + sg.nq - sg.kpos0 }
+
+// keyRange returns the keys [lo, hi), as indices from row k0, that the
+// query at position p sees.
+func (sg attnSegment) keyRange(p, window int) (lo, hi int) {
+	if window > 0 {
+		lo = max(0, p-window+1)
+	}
+	return lo - sg.kpos0, p + 1 - sg.kpos0
+}
 
 // attnItem is a forward work item: query rows [r0, r1) of a segment (relative
 // to q0) for head h.
@@ -529,7 +579,9 @@ func attentionFwd(p *attnProblem, segs []attnSegment) {
 	for si, sg := range segs {
 		for r0 := 0; r0 < sg.nq; r0 += attnFwdQ {
 			r1 := min(r0+attnFwdQ, sg.nq)
-			cost := (r1 - r0) * (sg.pos0 + r1)
+			lo, _ := sg.keyRange(sg.pos0+r0, p.window)
+			_, hi := sg.keyRange(sg.pos0+r1-1, p.window)
+			cost := (r1 - r0) * (hi - lo)
 			for h := 0; h < p.heads; h++ {
 				items = append(items, attnItem{seg: si, h: h, r0: r0, r1: r1, cost: cost})
 			}
@@ -559,11 +611,12 @@ func attentionFwd(p *attnProblem, segs []attnSegment) {
 }
 
 // attendBlock computes query rows [r0, r1) (relative to the segment) of
-// head h: keys in chunks of attnFwdK from the segment's first key, with an
-// online softmax (running maximum and sum per row; the output of earlier
-// chunks is rescaled when the maximum grows). Per chunk, two products:
-// the logits S = Q·K_chunkᵀ (the keys are packed transposed, see
-// packKeyChunks) and O += P·V_chunk.
+// head h: the keys the block sees, in the chunks of attnFwdK keys they
+// fall in (chunks no row of the block sees are skipped: under a window,
+// O(window) keys per block), with an online softmax (running maximum and
+// sum per row; the output of earlier chunks is rescaled when the maximum
+// grows). Per chunk, two products: the logits S = Q·K_chunkᵀ (the keys are
+// packed transposed, see packKeyChunks) and O += P·V_chunk.
 func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 int) {
 	d := p.d
 	nq := r1 - r0
@@ -573,43 +626,59 @@ func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 i
 	fac := p.fac[h*p.rowsQ+sg.q0+r0 : h*p.rowsQ+sg.q0+r1]
 	m, l, o := sc.m[:nq], sc.l[:nq], sc.o[:nq*d]
 	pos := sg.pos0 + r0 // position of the first query row
-	nkeys := pos + nq   // keys seen by the last row
-	for kc := 0; kc < nkeys; kc += attnFwdK {
-		nk := min(attnFwdK, nkeys-kc)
+	klo, _ := sg.keyRange(pos, p.window)
+	_, khi := sg.keyRange(pos+nq-1, p.window)
+	nkeys := sg.keys()
+	first := true
+	for kc := klo - klo%attnFwdK; kc < khi; kc += attnFwdK {
 		// The chunk holds min(attnFwdK, segment keys − kc) keys; this
-		// block uses its first nk: the columns [0, nk) of [d][chunk].
-		chunk := min(attnFwdK, sg.pos0+sg.nq-kc)
+		// block uses its columns [c0, c1) of [d][chunk].
+		chunk := min(attnFwdK, nkeys-kc)
+		c0, c1 := max(klo, kc)-kc, min(khi, kc+chunk)-kc
+		nk := c1 - c0
 		kt := p.kh[kbase+kc*d : kbase+(kc+chunk)*d]
-		vb := p.vh[kbase+kc*d : kbase+(kc+nk)*d]
+		vb := p.vh[kbase+(kc+c0)*d : kbase+(kc+c1)*d]
 		s := sc.s[:nq*nk]
 		if nk == chunk {
 			gemm(false, false, nq, nk, d, qb, kt, s, false)
 		} else {
-			// Only the first nk of the chunk's keys: gather them.
+			// Only some of the chunk's keys: gather them.
 			sub := sc.kt[:d*nk]
 			for j := 0; j < d; j++ {
-				copy(sub[j*nk:(j+1)*nk], kt[j*chunk:j*chunk+nk])
+				copy(sub[j*nk:(j+1)*nk], kt[j*chunk+c0:j*chunk+c1])
 			}
 			gemm(false, false, nq, nk, d, qb, sub, s, false)
 		}
+		base := kc + c0 // key index of column 0
 		for r := 0; r < nq; r++ {
 			row := s[r*nk : (r+1)*nk]
-			lim := min(nk, pos+r-kc+1) // keys of this chunk the row sees
-			if lim <= 0 {
+			lo, hi := sg.keyRange(pos+r, p.window)
+			lo, hi = max(lo-base, 0), min(hi-base, nk) // the keys of the chunk the row sees
+			if lo >= hi {
 				clear(row)
+				if first {
+					m[r], l[r] = float32(math.Inf(-1)), 0
+				}
 				continue
 			}
 			fr := fac[r]
-			mx := maxScaledRow(row[:lim], fr)
-			if kc == 0 {
+			vis := row[lo:hi]
+			if p.softcap > 0 {
+				capRow(vis, fr, p.softcap)
+				fr = 1
+			}
+			mx := maxScaledRow(vis, fr)
+			if first {
 				m[r] = mx
-				l[r] = expSubRow(row[:lim], fr, mx)
-				clear(row[lim:])
+				l[r] = expSubRow(vis, fr, mx)
+				clear(row[:lo])
+				clear(row[hi:])
 				continue
 			}
 			mNew := max(m[r], mx)
-			sum := expSubRow(row[:lim], fr, mNew)
-			clear(row[lim:])
+			sum := expSubRow(vis, fr, mNew)
+			clear(row[:lo])
+			clear(row[hi:])
 			if mNew > m[r] { // rescale what earlier chunks gave
 				alpha := fexpNeg(float64(m[r] - mNew))
 				l[r] *= alpha
@@ -622,7 +691,8 @@ func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 i
 			}
 			l[r] += sum
 		}
-		gemm(false, false, nq, d, nk, s, vb, o, kc > 0)
+		gemm(false, false, nq, d, nk, s, vb, o, !first)
+		first = false
 	}
 	for r := 0; r < nq; r++ {
 		t := sg.q0 + r0 + r
@@ -646,16 +716,19 @@ type attnBwdScratch struct {
 
 // attentionBwd computes dq, dk, dv (column blocks of [rows, heads*d] and
 // [rows, kvHeads*d], every value overwritten) and dc (zeroed on entry,
-// dL/dc_t per (head, row)) from the output gradient dout. The gradients of
-// q and k are rotated back when rope is set. Work items are (segment, kv
-// head) pairs, so every dk, dv, dq row has a single writer; within an item,
-// key blocks are taken in order and, for each, the query heads of the group
-// and the query blocks that see it in order, so every sum has a fixed order
-// whatever the number of workers. Per (query block, key block) tile, five
-// products: S = Q·Kᵀ and dP = dO·Vᵀ, then (P and dS from them) dV += Pᵀ·dO,
-// dK += dSᵀ·Q, dQ += dS·K.
-func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colBlock, rope *ropeRows, dc []float64) {
+// dL/dc_t per (head, row), scale being the factor of the dot products)
+// from the output gradient dout. The gradients of q and k are rotated back
+// when rope is set. Work items are (segment, kv head) pairs, so every dk,
+// dv, dq row has a single writer; within an item, key blocks are taken in
+// order and, for each, the query heads of the group and the query blocks
+// that see it in order (under a window, only the blocks within the window
+// of the key block), so every sum has a fixed order whatever the number of
+// workers. Per (query block, key block) tile, five products: S = Q·Kᵀ and
+// dP = dO·Vᵀ, then (P and dS from them) dV += Pᵀ·dO, dK += dSᵀ·Q,
+// dQ += dS·K.
+func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colBlock, rope *ropeRows, scale float64, dc []float64) {
 	T, H, KVH, d := p.rowsQ, p.heads, p.kvHeads, p.d
+	W, C := p.window, p.softcap
 	qw := H * d
 	// Head-major dO and its row dot products with the output, D = Σ dO·O.
 	doh := getF32(T * qw)
@@ -673,11 +746,16 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 	type item struct{ seg, kvh, cost int }
 	var items []item
 	total := 0
+	const B = attnBwdBk
 	for si, sg := range segs {
 		n := sg[1] - sg[0]
+		cost := n * n
+		if W > 0 {
+			cost = n * min(n, W+B)
+		}
 		for kvh := 0; kvh < KVH; kvh++ {
-			items = append(items, item{si, kvh, n * n})
-			total += n * n
+			items = append(items, item{si, kvh, cost})
+			total += cost
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].cost > items[j].cost })
@@ -685,13 +763,11 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 	if total*H*d < 1<<15 {
 		workers = 1
 	}
-	const B = attnBwdBk
 	scr := make([]attnBwdScratch, workers)
 	for w := range scr {
 		scr[w] = attnBwdScratch{s: getF32(B * B), dp: getF32(B * B), dk: getF32(B * d), dv: getF32(B * d)}
 	}
 	group := H / KVH
-	invSqrt := invSqrtDim(d)
 	parallelItems(len(items), workers, func(w, i int) {
 		it := items[i]
 		sc := &scr[w]
@@ -703,9 +779,13 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 			kb := p.kh[(kvh*T+a+j0)*d : (kvh*T+a+j0+nk)*d]
 			vb := p.vh[(kvh*T+a+j0)*d : (kvh*T+a+j0+nk)*d]
 			dkb, dvb := sc.dk[:nk*d], sc.dv[:nk*d]
+			iEnd := n // query rows [j0, iEnd) see the key block
+			if W > 0 {
+				iEnd = min(n, j0+nk-1+W)
+			}
 			first := true
 			for h := kvh * group; h < (kvh+1)*group; h++ {
-				for i0 := j0; i0 < n; i0 += B {
+				for i0 := j0; i0 < iEnd; i0 += B {
 					nq := min(B, n-i0)
 					hr := h*T + a + i0 // index of the block's first (head, row)
 					qb := p.qh[hr*d : (hr+nq)*d]
@@ -715,11 +795,27 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 					gemm(false, true, nq, nk, d, dob, vb, dp, false)
 					for r := 0; r < nq; r++ {
 						srow, dprow := s[r*nk:(r+1)*nk], dp[r*nk:(r+1)*nk]
-						lim := min(nk, i0+r-j0+1)
-						dcr := softmaxGradRow(srow[:lim], dprow[:lim], p.fac[hr+r], p.lse[hr+r], D[hr+r])
+						lim := min(nk, i0+r-j0+1) // keys [lo, lim) of the block are seen
+						lo := 0
+						if W > 0 {
+							lo = max(0, i0+r-j0-W+1)
+						}
+						if lo >= lim {
+							clear(srow)
+							clear(dprow)
+							continue
+						}
+						var dcr float32
+						if C > 0 {
+							dcr = softcapGradRow(srow[lo:lim], dprow[lo:lim], p.fac[hr+r], C, p.lse[hr+r], D[hr+r])
+						} else {
+							dcr = softmaxGradRow(srow[lo:lim], dprow[lo:lim], p.fac[hr+r], p.lse[hr+r], D[hr+r])
+						}
+						clear(srow[:lo])
+						clear(dprow[:lo])
 						clear(srow[lim:])
 						clear(dprow[lim:])
-						dc[hr+r] += float64(dcr) * invSqrt
+						dc[hr+r] += float64(dcr) * scale
 					}
 					gemm(true, false, nk, d, nq, s, dob, dvb, !first)                // dV_j += Pᵀ·dO_i
 					gemm(true, false, nk, d, nq, dp, qb, dkb, !first)                // dK_j += dSᵀ·Q_i
@@ -732,7 +828,7 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 				dkr := dk.row(t, KVH*d)[kvh*d : (kvh+1)*d]
 				if rope != nil {
 					c, s := rope.row(t)
-					rotateHalf(dkr, dkb[r*d:(r+1)*d], c, s, true)
+					rotateHead(dkr, dkb[r*d:(r+1)*d], c, s, true)
 				} else {
 					copy(dkr, dkb[r*d:(r+1)*d])
 				}
@@ -754,7 +850,7 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 				src := dqh[(h*T+t)*d : (h*T+t+1)*d]
 				if rope != nil {
 					c, s := rope.row(t)
-					rotateHalf(dqr[h*d:(h+1)*d], src, c, s, true)
+					rotateHead(dqr[h*d:(h+1)*d], src, c, s, true)
 				} else {
 					copy(dqr[h*d:(h+1)*d], src)
 				}
@@ -770,37 +866,41 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 func invSqrtDim(d int) float64 { return 1 / math.Sqrt(float64(d)) }
 
 // AttendCached computes attention outputs for newRows query rows appended
-// after past cached positions of a single document, without autograd (for
-// generation with a KV cache). q holds newRows rows of [Heads*HeadDim];
-// kCache and vCache hold past+newRows rows of [KVHeads*HeadDim] with the new
-// keys and values already appended; query row r sees n = past+r+1 keys. The
-// result is written to out (newRows*Heads*HeadDim values). s and b follow
-// Attention (per-head, nil when the mode does not use them); cfg.Segments is
-// ignored. Its rows agree with Attention's to float32 rounding: it runs
-// Attention's forward kernel, with the same key chunks, except when
-// decoding a few rows over a long cache, which it reads directly
-// (attendDirect).
+// after past positions of a single document (starting at position 0),
+// without autograd (for generation with a KV cache). q holds newRows rows of
+// [Heads*HeadDim], at positions past … past+newRows−1. k and v hold the
+// keys and values of positions cacheStart … past+newRows−1, new rows
+// included, as rows of [KVHeads*HeadDim] (past+newRows−cacheStart rows):
+// without a window cacheStart must be 0; with a window W, the cache may
+// drop old positions, and must hold those from max(0, past−W+1) on. The
+// result is written to out (newRows*Heads*HeadDim values).
 //
-// AttendCached panics with a descriptive message if cfg is invalid or a
-// slice is too short: these are programming errors of the caller's buffer
-// management, not data errors.
-func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []float32, cfg AttentionConfig) {
+// The semantics are Attention's (cfg.Window, cfg.Scale, cfg.Softcap, the
+// SSMax factor of n = min(p+1, Window) keys for the query at position p);
+// s and b follow Attention (per-head, nil when the variant does not use
+// them); cfg.Segments and cfg.RoPE are ignored (q and k are taken
+// rotated). Its rows agree with Attention's to float32 rounding: it runs
+// Attention's forward kernel, except when decoding a few rows over a long
+// cache, which it reads directly (attendDirect).
+//
+// AttendCached panics with a descriptive message if cfg is invalid, a
+// slice is too short or the cache does not hold a key a query needs: these
+// are programming errors of the caller's buffer management, not data
+// errors.
+func AttendCached(out, q, k, v []float32, cacheStart, past, newRows int, s, b []float32, cfg AttentionConfig) {
 	cfg.Segments = nil
 	if err := cfg.Validate(0); err != nil {
 		panic("kernels.AttendCached: " + err.Error())
 	}
-	H, d := cfg.Heads, cfg.HeadDim
+	H, d, W := cfg.Heads, cfg.HeadDim, cfg.Window
 	qw, kw := H*d, cfg.KVHeads*d
-	total := past + newRows
 	switch {
-	case past < 0 || newRows < 0:
-		panic(fmt.Sprintf("kernels.AttendCached: negative past (%d) or newRows (%d)", past, newRows))
+	case past < 0 || newRows < 0 || cacheStart < 0:
+		panic(fmt.Sprintf("kernels.AttendCached: negative cacheStart (%d), past (%d) or newRows (%d)", cacheStart, past, newRows))
 	case len(q) < newRows*qw:
 		panic(fmt.Sprintf("kernels.AttendCached: q has %d values, want %d (%d rows × %d)", len(q), newRows*qw, newRows, qw))
 	case len(out) < newRows*qw:
 		panic(fmt.Sprintf("kernels.AttendCached: out has %d values, want %d (%d rows × %d)", len(out), newRows*qw, newRows, qw))
-	case len(kCache) < total*kw || len(vCache) < total*kw:
-		panic(fmt.Sprintf("kernels.AttendCached: kCache/vCache have %d/%d values, want %d (%d rows × %d)", len(kCache), len(vCache), total*kw, total, kw))
 	case cfg.Variant.HasS() && len(s) < H:
 		panic(fmt.Sprintf("kernels.AttendCached: variant %v needs %d values of s, got %d", cfg.Variant, H, len(s)))
 	case cfg.Variant.HasB() && len(b) < H:
@@ -809,9 +909,18 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 	if newRows == 0 {
 		return
 	}
+	if need, _ := (attnSegment{pos0: past}).keyRange(past, W); cacheStart > need {
+		panic(fmt.Sprintf("kernels.AttendCached: the cache starts at position %d, but the query at position %d needs the keys from position %d on (Window=%d)",
+			cacheStart, past, need, W))
+	}
+	rowsK := past + newRows - cacheStart
+	if len(k) < rowsK*kw || len(v) < rowsK*kw {
+		panic(fmt.Sprintf("kernels.AttendCached: k/v have %d/%d values, want %d (%d rows for positions %d…%d × %d)",
+			len(k), len(v), rowsK*kw, rowsK, cacheStart, past+newRows-1, kw))
+	}
 	KVH := cfg.KVHeads
 	fac := getF32(H * newRows)
-	invSqrt := invSqrtDim(d)
+	scale := cfg.logitScale()
 	for h := 0; h < H; h++ {
 		var sh, bh float32
 		if cfg.Variant.HasS() {
@@ -821,14 +930,15 @@ func AttendCached(out, q, kCache, vCache []float32, past, newRows int, s, b []fl
 			bh = b[h]
 		}
 		for r := 0; r < newRows; r++ {
-			fac[h*newRows+r] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, past+r+1)) * invSqrt)
+			fac[h*newRows+r] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(past+r))) * scale)
 		}
 	}
-	if newRows <= attendDirectRows && total >= attendDirectKeys {
-		attendDirect(out, q, kCache, vCache, past, newRows, fac, H, KVH, d)
+	sg := attnSegment{q0: 0, nq: newRows, k0: 0, pos0: past, kpos0: cacheStart}
+	if newRows <= attendDirectRows && rowsK >= attendDirectKeys {
+		attendDirect(out, q, k, v, sg, fac, H, KVH, d, W, cfg.Softcap)
 	} else {
-		attentionForward(colBlock{q, qw, 0}, colBlock{kCache, kw, 0}, colBlock{vCache, kw, 0}, nil, newRows, total, H, KVH, d,
-			fac, out[:newRows*qw], nil, []attnSegment{{q0: 0, nq: newRows, k0: 0, pos0: past}})
+		attentionForward(colBlock{q, qw, 0}, colBlock{k, kw, 0}, colBlock{v, kw, 0}, nil, newRows, rowsK, H, KVH, d, W, cfg.Softcap,
+			fac, out[:newRows*qw], nil, []attnSegment{sg})
 	}
 	putF32(fac)
 }
@@ -842,34 +952,39 @@ const (
 	attendDirectKeys = 256
 )
 
-// attendDirect computes AttendCached's rows one (head, row) at a time from
-// the row-major cache, in parallel over heads, with the arithmetic of the
-// blockwise kernel (float32 products and sums, probabilities rounded to
-// float32, normalised by multiplying with 1/sum).
-func attendDirect(out, q, kc, vc []float32, past, newRows int, fac []float32, H, KVH, d int) {
+// attendDirect computes AttendCached's rows (the query rows of sg) one
+// (head, row) at a time from the row-major cache, in parallel over heads,
+// with the arithmetic of the blockwise kernel (float32 products and sums,
+// probabilities rounded to float32, normalised by multiplying with 1/sum).
+func attendDirect(out, q, kc, vc []float32, sg attnSegment, fac []float32, H, KVH, d, window int, softcap float32) {
 	qw, kw := H*d, KVH*d
 	group := H / KVH
-	total := past + newRows
+	newRows := sg.nq
 	workers := numWorkers(H, 1)
-	if total*newRows*H*d < 1<<16 {
+	if sg.keys()*newRows*H*d < 1<<16 {
 		workers = 1
 	}
 	parallelItems(H, workers, func(_, h int) {
 		kvo := (h / group) * d
-		p := getF32(total)
+		p := getF32(sg.keys())
 		acc := getF32(d)
 		for r := 0; r < newRows; r++ {
-			n := past + r + 1
+			lo, hi := sg.keyRange(sg.pos0+r, window)
 			qr := q[r*qw+h*d : r*qw+(h+1)*d]
 			f := fac[h*newRows+r]
-			sc := p[:n]
+			sc := p[:hi-lo]
 			for j := range sc {
-				sc[j] = dot32(qr, kc[j*kw+kvo:j*kw+kvo+d])
+				kr := (lo + j) * kw
+				sc[j] = dot32(qr, kc[kr+kvo:kr+kvo+d])
+			}
+			if softcap > 0 {
+				capRow(sc, f, softcap)
+				f = 1
 			}
 			sum := expSubRow(sc, f, maxScaledRow(sc, f))
 			clear(acc)
 			for j, pj := range sc {
-				vr := vc[j*kw+kvo : j*kw+kvo+d]
+				vr := vc[(lo+j)*kw+kvo : (lo+j)*kw+kvo+d]
 				for i, x := range vr[:len(acc)] {
 					acc[i] += pj * x
 				}

@@ -165,7 +165,7 @@ func TestAttendCached(t *testing.T) {
 				past := 0
 				for _, n := range steps {
 					// The cache only holds past+n rows.
-					AttendCached(got[past*qw:(past+n)*qw], q[past*qw:(past+n)*qw], k[:(past+n)*kw], v[:(past+n)*kw], past, n, sv, bv, cfg)
+					AttendCached(got[past*qw:(past+n)*qw], q[past*qw:(past+n)*qw], k[:(past+n)*kw], v[:(past+n)*kw], 0, past, n, sv, bv, cfg)
 					past += n
 				}
 				worst := 0.0
@@ -190,7 +190,7 @@ func TestAttentionConfigValidate(t *testing.T) {
 		"kv divide":   {Heads: 4, KVHeads: 3, HeadDim: 8},
 		"headdim":     {Heads: 4, KVHeads: 4},
 		"variant":     {Heads: 1, KVHeads: 1, HeadDim: 1, Variant: "flash"},
-		"window":      {Heads: 1, KVHeads: 1, HeadDim: 1, Window: 128},
+		"window":      {Heads: 1, KVHeads: 1, HeadDim: 1, Window: -1},
 		"first seg":   {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{1, 3}},
 		"unsorted":    {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{0, 5, 5}},
 		"seg too big": {Heads: 1, KVHeads: 1, HeadDim: 1, Segments: []int{0, 10}},
@@ -365,7 +365,7 @@ func TestAttendCachedLongCache(t *testing.T) {
 		for _, n := range []int{1, attendDirectRows} {
 			past := T - n
 			got := make([]float32, n*qw)
-			AttendCached(got, q[past*qw:], k, v, past, n, s, b, cfg)
+			AttendCached(got, q[past*qw:], k, v, 0, past, n, s, b, cfg)
 			for i, x := range got {
 				w := want[past*qw+i]
 				if math.Abs(float64(x-w)) > 1e-5*math.Max(1, math.Abs(float64(w))) {

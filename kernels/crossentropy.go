@@ -167,6 +167,16 @@ func LinearCrossEntropy(x, w mat.Tensor, targets []int) mat.Tensor {
 	return run(&linearCEFn{x: x, w: w, targets: cloneInts(targets)})
 }
 
+// LinearCrossEntropySoftcap is LinearCrossEntropy with the logits soft
+// capped before the softmax, cap·tanh(x·wᵀ/cap) (Gemma 2's
+// final_logit_softcapping); cap 0 means none (LinearCrossEntropy). Like
+// LinearCrossEntropy it never holds the [T, V] logits; the cap costs one
+// tanh per logit (ftanh) and the gradient is multiplied by 1 − tanh². cap
+// must not be negative.
+func LinearCrossEntropySoftcap(x, w mat.Tensor, targets []int, cap float32) mat.Tensor {
+	return run(&linearCEFn{x: x, w: w, targets: cloneInts(targets), cap: cap})
+}
+
 // linearCEBlockBytes bounds the logits block of LinearCrossEntropy (a
 // variable for the tests), unless that would make blocks thinner than
 // linearCEMinRows.
@@ -177,6 +187,7 @@ var linearCEMinRows = 256
 type linearCEFn struct {
 	x, w    mat.Tensor
 	targets []int
+	cap     float32   // logit soft cap (0: none)
 	dx, dw  []float32 // gradients for gy = 1, computed by Forward
 }
 
@@ -190,6 +201,9 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 	w, vocab, wdim, err := dense("LinearCrossEntropy", "w", f.w)
 	if err != nil {
 		return nil, err
+	}
+	if !(f.cap >= 0) || math.IsInf(float64(f.cap), 0) {
+		return nil, shapeError("LinearCrossEntropy", "the soft cap must be finite and >= 0, got %v", f.cap)
 	}
 	if wdim != dim {
 		return nil, shapeError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
@@ -223,10 +237,15 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 		xb := x[r0*dim : r1*dim]
 		gemm(false, true, n, vocab, dim, xb, w, lb, false)
 		if !grad {
+			capLogits(lb, f.cap)
 			softmaxRows(losses, nil, lb, f.targets, r0, r1, vocab, count)
 			continue
 		}
-		softmaxRows(losses, lb, lb, f.targets, r0, r1, vocab, count)
+		if f.cap > 0 {
+			softcapSoftmaxRows(losses, lb, f.targets, r0, r1, vocab, count, f.cap)
+		} else {
+			softmaxRows(losses, lb, lb, f.targets, r0, r1, vocab, count)
+		}
 		gemm(false, false, n, dim, vocab, lb, w, f.dx[r0*dim:r1*dim], false) // dx = dL·w
 		gemm(true, false, vocab, dim, n, lb, xb, f.dw, r0 > 0)               // dw += dLᵀ·x
 	}
@@ -269,7 +288,16 @@ func (f *linearCEFn) Backward(gy mat.Tensor) error {
 // LinearNLL panics with a descriptive message if a slice is too short or a
 // target is >= vocab: the caller validates its inputs.
 func LinearNLL(x, w []float32, rows, dim, vocab int, targets []int) []float64 {
+	return LinearNLLSoftcap(x, w, rows, dim, vocab, targets, 0)
+}
+
+// LinearNLLSoftcap is LinearNLL with the logits soft capped,
+// cap·tanh(x·wᵀ/cap), as LinearCrossEntropySoftcap does; cap 0 means
+// none. It panics if cap is negative.
+func LinearNLLSoftcap(x, w []float32, rows, dim, vocab int, targets []int, cap float32) []float64 {
 	switch {
+	case !(cap >= 0) || math.IsInf(float64(cap), 0):
+		panic(fmt.Sprintf("kernels.LinearNLL: the soft cap must be finite and >= 0, got %v", cap))
 	case rows < 0 || dim <= 0 || vocab <= 0:
 		panic(fmt.Sprintf("kernels.LinearNLL: bad sizes rows %d, dim %d, vocab %d", rows, dim, vocab))
 	case len(x) < rows*dim || len(w) < vocab*dim:
@@ -289,6 +317,7 @@ func LinearNLL(x, w []float32, rows, dim, vocab int, targets []int) []float64 {
 		r1 := min(r0+block, rows)
 		lb := logits[:(r1-r0)*vocab]
 		gemm(false, true, r1-r0, vocab, dim, x[r0*dim:r1*dim], w[:vocab*dim], lb, false)
+		capLogits(lb, cap)
 		softmaxRows(out, nil, lb, targets, r0, r1, vocab, 0)
 	}
 	putF32(logits)
@@ -298,4 +327,54 @@ func LinearNLL(x, w []float32, rows, dim, vocab int, targets []int) []float64 {
 		}
 	}
 	return out
+}
+
+// capLogits replaces every logit z of x by cap·tanh(z/cap) (nothing when
+// cap is 0).
+func capLogits(x []float32, cap float32) {
+	if cap == 0 {
+		return
+	}
+	c := float64(cap)
+	parallelFor(len(x), 1<<14, func(_, lo, hi int) {
+		for i, z := range x[lo:hi] {
+			x[lo+i] = float32(c * ftanh(float64(z)/c))
+		}
+	})
+}
+
+// softcapSoftmaxRows is softmaxRows for soft-capped logits, computing the
+// gradient in place: for rows [r0, r1) of the raw logits x, losses[t] is
+// the loss of the capped logits l = cap·tanh(x_t/cap), and x_t is replaced
+// by the gradient of the raw logits, (softmax(l) − onehot)/count·(1 −
+// tanh²) (zero for ignored rows).
+func softcapSoftmaxRows(losses []float64, x []float32, targets []int, r0, r1, classes, count int, cap float32) {
+	inv := float32(0)
+	if count > 0 {
+		inv = float32(1 / float64(count))
+	}
+	c := float64(cap)
+	parallelFor(r1-r0, max(1, (1<<15)/max(classes, 1)), func(_, lo, hi int) {
+		l, dl := getF32(classes), getF32(classes) // capped logits; 1 − tanh²
+		for i := lo; i < hi; i++ {
+			xr := x[i*classes : (i+1)*classes]
+			tg := targets[r0+i]
+			if tg < 0 {
+				clear(xr)
+				losses[r0+i] = 0
+				continue
+			}
+			for j, z := range xr {
+				th := ftanh(float64(z) / c)
+				l[j] = float32(c * th)
+				dl[j] = float32(1 - th*th)
+			}
+			losses[r0+i] = softmaxRow(xr, l, tg, inv)
+			for j := range xr {
+				xr[j] *= dl[j]
+			}
+		}
+		putF32(l)
+		putF32(dl)
+	})
 }

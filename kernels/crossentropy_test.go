@@ -144,3 +144,100 @@ func TestLinearNLL(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearCrossEntropySoftcap: the loss of the soft-capped logits
+// cap·tanh(x·wᵀ/cap) against the reference, with gradients, in one block
+// and in several (small linearCEBlockBytes); LinearNLLSoftcap gives the
+// per-token losses; cap 0 is LinearCrossEntropy bit for bit.
+func TestLinearCrossEntropySoftcap(t *testing.T) {
+	cases := []struct {
+		rows, dim, vocab int
+		ignore           []int
+		cap              float32
+		blocks           bool
+	}{
+		{1, 1, 1, nil, 1, false},
+		{7, 5, 33, []int{0, 4}, 2, false},
+		{33, 16, 7, []int{1, 2, 3, 32}, 30, false},
+		{5, 3, 3, []int{0, 1, 2, 3, 4}, 5, false},
+		{40, 8, 500, []int{7}, 3, false},
+		{250, 4, 60, []int{7, 200}, 2, true},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("T%d_D%d_V%d_ign%d_cap%v_blocks%v", c.rows, c.dim, c.vocab, len(c.ignore), c.cap, c.blocks), func(t *testing.T) {
+			if c.blocks {
+				defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
+				linearCEBlockBytes, linearCEMinRows = 4*c.vocab*100, 1 // blocks of 100 rows: three blocks
+			}
+			r := newRand(uint64(1180 + i))
+			targets := make([]int, c.rows)
+			for j := range targets {
+				targets[j] = r.IntN(c.vocab)
+			}
+			for _, j := range c.ignore {
+				targets[j] = -1
+			}
+			ins := []input{
+				{name: "x", data: randn(r, c.rows*c.dim, 1), rows: c.rows, cols: c.dim},
+				{name: "w", data: randn(r, c.vocab*c.dim, 1), rows: c.vocab, cols: c.dim},
+			}
+			capped := func(x [][]float64) []float64 {
+				return softcapRef(linearRef(x[0], x[1], nil, c.rows, c.dim, c.vocab, false), float64(c.cap))
+			}
+			checkOp(t, uint64(i), ins,
+				func(x []mat.Tensor) mat.Tensor { return LinearCrossEntropySoftcap(x[0], x[1], targets, c.cap) },
+				func(x [][]float64) []float64 { return crossEntropyRef(capped(x), targets, c.vocab) })
+			// Per token.
+			logits := capped([][]float64{f64(ins[0].data), f64(ins[1].data)})
+			nll := LinearNLLSoftcap(ins[0].data, ins[1].data, c.rows, c.dim, c.vocab, targets, c.cap)
+			for j, tg := range targets {
+				if tg < 0 {
+					if !math.IsNaN(nll[j]) {
+						t.Errorf("ignored row %d: %v, want NaN", j, nll[j])
+					}
+					continue
+				}
+				want := crossEntropyRef(logits[j*c.vocab:(j+1)*c.vocab], []int{tg}, c.vocab)[0]
+				if math.Abs(nll[j]-want) > 1e-5*math.Max(1, math.Abs(want)) {
+					t.Errorf("row %d: LinearNLLSoftcap %v, reference %v", j, nll[j], want)
+				}
+			}
+		})
+	}
+}
+
+// TestLinearCrossEntropySoftcapNone: cap 0 is LinearCrossEntropy (and
+// LinearNLL) bit for bit, loss and gradients.
+func TestLinearCrossEntropySoftcapNone(t *testing.T) {
+	const rows, dim, vocab = 40, 8, 50
+	r := newRand(1190)
+	x, w := randn(r, rows*dim, 1), randn(r, vocab*dim, 1)
+	targets := make([]int, rows)
+	for j := range targets {
+		targets[j] = r.IntN(vocab)
+	}
+	run := func(f func(x, w mat.Tensor) mat.Tensor) [][]float32 {
+		xp, wp := nn.NewParam(newDense32(x, rows, dim)), nn.NewParam(newDense32(w, vocab, dim))
+		y := f(xp, wp)
+		if err := ag.Backward(y); err != nil {
+			t.Fatal(err)
+		}
+		return [][]float32{y.Value().Data().F32(), grad32(xp), grad32(wp)}
+	}
+	a := run(func(x, w mat.Tensor) mat.Tensor { return LinearCrossEntropy(x, w, targets) })
+	b := run(func(x, w mat.Tensor) mat.Tensor { return LinearCrossEntropySoftcap(x, w, targets, 0) })
+	for i := range a {
+		for j := range a[i] {
+			if a[i][j] != b[i][j] {
+				t.Fatalf("result %d differs at %d: %v vs %v", i, j, a[i][j], b[i][j])
+			}
+		}
+	}
+	n1 := LinearNLL(x, w, rows, dim, vocab, targets)
+	n2 := LinearNLLSoftcap(x, w, rows, dim, vocab, targets, 0)
+	for j := range n1 {
+		if n1[j] != n2[j] {
+			t.Fatalf("LinearNLL row %d: %v vs %v", j, n1[j], n2[j])
+		}
+	}
+}

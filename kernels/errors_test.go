@@ -72,12 +72,12 @@ func TestAttendCachedPanics(t *testing.T) {
 	cfg := AttentionConfig{Heads: 2, KVHeads: 1, HeadDim: 4, Variant: attnscale.SSMax}
 	cases := map[string]func(){
 		"short kv": func() {
-			AttendCached(make([]float32, 8), make([]float32, 8), make([]float32, 4), make([]float32, 8), 1, 1, []float32{1, 1}, nil, cfg)
+			AttendCached(make([]float32, 8), make([]float32, 8), make([]float32, 4), make([]float32, 8), 0, 1, 1, []float32{1, 1}, nil, cfg)
 		},
 		"no s": func() {
-			AttendCached(make([]float32, 8), make([]float32, 8), make([]float32, 8), make([]float32, 8), 1, 1, nil, nil, cfg)
+			AttendCached(make([]float32, 8), make([]float32, 8), make([]float32, 8), make([]float32, 8), 0, 1, 1, nil, nil, cfg)
 		},
-		"bad cfg": func() { AttendCached(nil, nil, nil, nil, 0, 0, nil, nil, AttentionConfig{}) },
+		"bad cfg": func() { AttendCached(nil, nil, nil, nil, 0, 0, 0, nil, nil, AttentionConfig{}) },
 	}
 	for name, f := range cases {
 		func() {

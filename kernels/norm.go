@@ -211,11 +211,25 @@ func RMSNorm(x, gamma mat.Tensor, eps float32) mat.Tensor {
 	return run(&rmsNormFn{op: "RMSNorm", x: x, gamma: gamma, eps: eps})
 }
 
+// RMSNormOffset is RMSNorm with the gain offset+γ: y = x/√(mean(x²)+eps)·
+// (offset+γ), the sum offset+γ computed in float32 (Gemma's (1+w), as
+// Hugging Face computes it in float32). The gradient of gamma is that of
+// the gain. An offset of 0 is RMSNorm.
+func RMSNormOffset(x, gamma mat.Tensor, eps, offset float32) mat.Tensor {
+	return run(&rmsNormFn{op: "RMSNormOffset", x: x, gamma: gamma, eps: eps, offset: offset})
+}
+
 // HeadRMSNorm applies RMSNorm independently to every head slice of x
 // [T, heads*headDim], with a gain gamma of headDim values shared by all heads
 // (Qwen3 q_norm / k_norm).
 func HeadRMSNorm(x, gamma mat.Tensor, heads, headDim int, eps float32) mat.Tensor {
 	return run(&rmsNormFn{op: "HeadRMSNorm", perHead: true, x: x, gamma: gamma, eps: eps, heads: heads, headDim: headDim})
+}
+
+// HeadRMSNormOffset is HeadRMSNorm with the gain offset+γ (see
+// RMSNormOffset; Gemma 3's q_norm / k_norm).
+func HeadRMSNormOffset(x, gamma mat.Tensor, heads, headDim int, eps, offset float32) mat.Tensor {
+	return run(&rmsNormFn{op: "HeadRMSNormOffset", perHead: true, x: x, gamma: gamma, eps: eps, offset: offset, heads: heads, headDim: headDim})
 }
 
 type rmsNormFn struct {
@@ -224,8 +238,9 @@ type rmsNormFn struct {
 	perHead        bool   // HeadRMSNorm: normalise each head slice
 	x, gamma       mat.Tensor
 	eps            float32
-	heads, headDim int // HeadRMSNorm only
-	rows, dim      int // normalised vectors: rows × dim
+	offset         float32 // the gain is offset+γ
+	heads, headDim int     // HeadRMSNorm only
+	rows, dim      int     // normalised vectors: rows × dim
 	rstd           []float64
 }
 
@@ -250,7 +265,9 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	}
 	f.rstd = make([]float64, f.rows)
 	y := f.keep(newMatrix(r, c))
-	rmsNormForward(y.Data().F32(), x, gamma, f.rstd, f.rows, f.dim, f.eps)
+	gain := f.gain(gamma)
+	rmsNormForward(y.Data().F32(), x, gain, f.rstd, f.rows, f.dim, f.eps)
+	f.putGain(gain, gamma)
 	return y, nil
 }
 
@@ -269,7 +286,9 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	if f.gamma.RequiresGrad() {
 		dgamma = make([]float32, f.dim)
 	}
-	rmsNormBackward(dx, dgamma, g, x, gamma, f.rstd, f.rows, f.dim)
+	gain := f.gain(gamma)
+	rmsNormBackward(dx, dgamma, g, x, gain, f.rstd, f.rows, f.dim)
+	f.putGain(gain, gamma)
 	if dx != nil {
 		accGrad(f.x, dx)
 	}
@@ -277,6 +296,25 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 		accGrad(f.gamma, dgamma)
 	}
 	return nil
+}
+
+// gain returns the gain offset+γ (γ itself when the offset is 0).
+func (f *rmsNormFn) gain(gamma []float32) []float32 {
+	if f.offset == 0 {
+		return gamma
+	}
+	g := getF32(len(gamma))
+	for j, v := range gamma {
+		g[j] = f.offset + v
+	}
+	return g
+}
+
+// putGain releases a gain returned by gain.
+func (f *rmsNormFn) putGain(gain, gamma []float32) {
+	if f.offset != 0 {
+		putF32(gain)
+	}
 }
 
 // rmsNormForward computes y = x·rstd·γ per row of length dim and records

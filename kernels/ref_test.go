@@ -183,9 +183,18 @@ func crossEntropyRef(logits []float64, targets []int, classes int) []float64 {
 	return []float64{sum / float64(n)}
 }
 
-// attentionRef builds, for every head, the full masked [T,T] score matrix.
+// attentionRef builds, for every head, the full masked [T,T] score matrix,
+// with cfg's window, scale, soft cap and RoPE (ropeRefWith).
 func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []float64 {
 	H, KVH, d := cfg.Heads, cfg.KVHeads, cfg.HeadDim
+	if r := cfg.RoPE; r != nil {
+		q = ropeRefWith(q, rows, H, d, r.Positions, *r)
+		k = ropeRefWith(k, rows, KVH, d, r.Positions, *r)
+	}
+	scale := 1 / math.Sqrt(float64(d))
+	if cfg.Scale != 0 {
+		scale = float64(cfg.Scale)
+	}
 	group := H / KVH
 	seg := make([]int, rows) // segment index per row
 	for t := range seg {
@@ -206,8 +215,21 @@ func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []floa
 		kvh := h / group
 		scores := make([]float64, rows*rows)
 		for t := 0; t < rows; t++ {
+			n := float64(t - start(t) + 1)
+			if cfg.Window > 0 {
+				n = math.Min(n, float64(cfg.Window))
+			}
+			c := 1.0
+			switch cfg.Variant {
+			case attnscale.SSMax:
+				c = s[h] * math.Log(n)
+			case attnscale.Fixed:
+				c = math.Log(n)
+			case attnscale.Bias:
+				c = s[h]*math.Log(n) + b[h]
+			}
 			for j := 0; j < rows; j++ {
-				if j > t || seg[j] != seg[t] {
+				if j > t || seg[j] != seg[t] || cfg.Window > 0 && t-j >= cfg.Window {
 					scores[t*rows+j] = math.Inf(-1)
 					continue
 				}
@@ -215,18 +237,11 @@ func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []floa
 				for i := 0; i < d; i++ {
 					z += q[t*H*d+h*d+i] * k[j*KVH*d+kvh*d+i]
 				}
-				z /= math.Sqrt(float64(d))
-				n := float64(t - start(t) + 1)
-				c := 1.0
-				switch cfg.Variant {
-				case attnscale.SSMax:
-					c = s[h] * math.Log(n)
-				case attnscale.Fixed:
-					c = math.Log(n)
-				case attnscale.Bias:
-					c = s[h]*math.Log(n) + b[h]
-				}
+				z *= scale
 				scores[t*rows+j] = c * z
+				if C := float64(cfg.Softcap); C > 0 {
+					scores[t*rows+j] = C * math.Tanh(c*z/C)
+				}
 			}
 		}
 		for t := 0; t < rows; t++ {
@@ -242,6 +257,9 @@ func attentionRef(q, k, v, s, b []float64, rows int, cfg AttentionConfig) []floa
 			}
 			for j := range row {
 				p := row[j] / sum
+				if p == 0 {
+					continue // masked
+				}
 				for i := 0; i < d; i++ {
 					out[t*H*d+h*d+i] += p * v[j*KVH*d+kvh*d+i]
 				}
