@@ -40,7 +40,7 @@ func naiveLastAttention(m *Model, ids []int) [][][]float64 {
 	out := make([][][]float64, s.Layers)
 	for l := 0; l < s.Layers; l++ {
 		h := m.norm(x, arch.RoleAttnNorm, arch.RoleAttnNormBias, l)
-		q, k, _ := m.qkv(l, h, pos)
+		q, k, _ := m.qkv(l, h, pos, T)
 		qv := q.Value().(*mat.Dense[float32]).Data().F32()
 		kv := k.Value().(*mat.Dense[float32]).Data().F32()
 		a := m.Attention(l)
@@ -72,7 +72,7 @@ func naiveLastAttention(m *Model, ids []int) [][][]float64 {
 			}
 			out[l][hd] = logits
 		}
-		x = m.block(l, x, pos, nil)
+		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return m.attention(l, h, pos, nil, T) })
 	}
 	return out
 }

@@ -74,12 +74,7 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 // attend is layer l's cached attention for the new rows h at positions pos.
 func (d *Decoder) attend(l int, h mat.Tensor, pos []int, seqLen int) mat.Tensor {
 	m, s := d.m, d.m.Spec
-	q, k, v := m.projections(l, h)
-	if s.Position == arch.RoPEPositions {
-		rope := *m.ropeConfig(l, pos, seqLen)
-		q = kernels.RoPEWith(q, s.Heads, s.HeadDim, pos, rope)
-		k = kernels.RoPEWith(k, s.KVHeads, s.HeadDim, pos, rope)
-	}
+	q, k, v := m.qkv(l, h, pos, seqLen)
 	c := &d.layers[l]
 	c.k = append(c.k, values(k)...)
 	c.v = append(c.v, values(v)...)
@@ -109,6 +104,20 @@ func (d *Decoder) attend(l int, h mat.Tensor, pos []int, seqLen int) mat.Tensor 
 		}
 	}
 	return mat.NewDense[float32](mat.WithShape(newRows, s.Heads*s.HeadDim), mat.WithBacking(out))
+}
+
+// qkv is layer l's queries, keys and values for rows at positions pos,
+// rotated where the family uses rotary positions (the decoder's path;
+// Attention rotates by itself in the full forward).
+func (m *Model) qkv(l int, h mat.Tensor, pos []int, seqLen int) (q, k, v mat.Tensor) {
+	s := m.Spec
+	q, k, v = m.projections(l, h)
+	if s.Position == arch.RoPEPositions {
+		rope := *m.ropeConfig(l, pos, seqLen)
+		q = kernels.RoPEWith(q, s.Heads, s.HeadDim, pos, rope)
+		k = kernels.RoPEWith(k, s.KVHeads, s.HeadDim, pos, rope)
+	}
+	return q, k, v
 }
 
 // values returns a node's float32 values.

@@ -8,12 +8,14 @@ package model
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
