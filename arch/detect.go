@@ -114,7 +114,7 @@ type reader struct {
 
 func (r *reader) fail(err error) {
 	if r.err == nil && err != nil {
-		r.err = fmt.Errorf("%w: %v", ErrConfig, err)
+		r.err = fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package arch
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -53,15 +54,13 @@ var gemma3Table = &familyTable{
 		readGemma(r, s)
 		s.QKNorm = HeadQKNorm
 		s.RoPE = r.rope(1e6, s.HeadDim, s.Context, "full_attention")
-		local := r.rope(10000, s.HeadDim, s.Context, "sliding_attention")
-		if _, ok, _ := r.cfg.Float("rope_local_base_freq"); ok || local.Scaling == nil {
-			// transformers v4: rope_local_base_freq, no scaling on local
-			// layers; v5 writes the local parameters under
-			// rope_parameters.sliding_attention.
+		// Local layers: transformers v4's rope_local_base_freq with no
+		// scaling, or v5's rope_parameters.sliding_attention entry.
+		var local RoPE
+		if r.cfg.Has("rope_local_base_freq") || !perLayerType(r, "rope_parameters") {
 			local = RoPE{Theta: r.float(10000, "rope_local_base_freq"), Dim: s.HeadDim, MaxPositions: s.Context}
-			if lp := r.cfg.Raw("rope_parameters"); lp != nil && r.cfg.Has("rope_parameters") && !r.cfg.Has("rope_local_base_freq") {
-				local = r.rope(10000, s.HeadDim, s.Context, "sliding_attention")
-			}
+		} else {
+			local = r.rope(10000, s.HeadDim, s.Context, "sliding_attention")
 		}
 		s.LocalRoPE = &local
 		// Gemma 3's attention passes no soft-cap even when the config
@@ -121,4 +120,16 @@ func (r *reader) floatOrNull(def float64, key string) float64 {
 		return 0
 	}
 	return r.float(def, key)
+}
+
+// perLayerType reports whether the config's key holds entries keyed by
+// layer type ("full_attention", "sliding_attention"), as transformers v5's
+// rope_parameters does for Gemma 3.
+func perLayerType(r *reader, key string) bool {
+	var m map[string]json.RawMessage
+	if raw := r.cfg.Raw(key); raw == nil || json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	_, ok := m["sliding_attention"]
+	return ok
 }

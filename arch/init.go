@@ -87,7 +87,7 @@ func ResolveInit(r InitRequest) (InitValues, error) {
 
 // NewSSMaxConfig is the config object recording an initialisation over layers.
 func NewSSMaxConfig(r InitRequest, v InitValues, layers []int) *SSMaxConfig {
-	sc := &SSMaxConfig{Variant: r.Variant, Init: r.Init, TrainLen: v.TrainLen, Layers: layers, Version: SSMaxFormatVersion}
+	sc := &SSMaxConfig{Variant: r.Variant, Init: r.Init, TrainLen: v.TrainLen, Layers: layers, KeyCount: KeyCountRule, Version: SSMaxFormatVersion}
 	if r.Variant.HasS() {
 		s := float64(float32(v.S))
 		sc.SInit = &s

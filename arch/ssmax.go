@@ -21,8 +21,13 @@ type SSMaxConfig struct {
 	SInit    *float64          `json:"s_init,omitempty"`
 	BInit    *float64          `json:"b_init,omitempty"`
 	Layers   []int             `json:"layers"`
-	Version  int               `json:"version"`
+	// KeyCount says what n is: the number of keys a query attends to.
+	KeyCount string `json:"n,omitempty"`
+	Version  int    `json:"version"`
 }
+
+// KeyCountRule is the KeyCount ssmax writes: how n is counted.
+const KeyCountRule = "keys attended: position+1 counted from the document start; min(position+1, W) in a layer with a sliding window of W keys"
 
 // Converts reports whether layer uses SSMax.
 func (c *SSMaxConfig) Converts(layer int) bool { return slices.Contains(c.Layers, layer) }

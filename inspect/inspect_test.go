@@ -164,3 +164,50 @@ func checkSSMaxStats(t *testing.T, r *inspect.Report) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+
+// TestArchitectureFeatures: inspect shows RoPE scaling, per-layer windows,
+// soft-caps and the block layout of the families that have them.
+func TestArchitectureFeatures(t *testing.T) {
+	tests := []struct {
+		fixture string
+		check   func(r *inspect.Report) bool
+		text    []string
+	}{
+		{"gemma2-tiny", func(r *inspect.Report) bool {
+			return r.AttnSoftcap > 0 && r.FinalSoftcap > 0 && len(r.Windows) == r.Layers && r.Windows[0] > 0 && r.Windows[1] == 0 &&
+				r.NormPlacement == arch.SandwichNorm && r.NormOffset == 1 && r.EmbedScale > 0
+		}, []string{"sliding windows", "soft-cap", "weights + 1", "embeddings x"}},
+		{"gemma3-tiny", func(r *inspect.Report) bool { return r.LocalRoPETheta > 0 && r.QKNorm == arch.HeadQKNorm },
+			[]string{"sliding-window layers theta", "q/k norm per head"}},
+		{"llama3-tiny-ropescaled", func(r *inspect.Report) bool { return r.RoPEScaling != nil && r.RoPEScaling.Type == arch.RoPELlama3 },
+			[]string{"scaling llama3 x"}},
+		{"qwen2-tiny-yarn", func(r *inspect.Report) bool { return r.RoPEScaling != nil && r.RoPEScaling.Type == arch.RoPEYaRN },
+			[]string{"scaling yarn x4 (original 16)"}},
+		{"qwen2-tiny", func(r *inspect.Report) bool { return r.Windows == nil }, nil},
+		{"pythia-tiny", func(r *inspect.Report) bool {
+			return r.Residual == "parallel" && r.RotaryDim < r.HeadDim && r.QKV == arch.FusedQKVPerHead
+		}, []string{"parallel residual", "dims rotated"}},
+		{"olmo2-tiny", func(r *inspect.Report) bool { return r.NormPlacement == arch.PostNorm && r.QKNorm == arch.ProjectionQKNorm }, nil},
+		{"phi3-tiny", func(r *inspect.Report) bool { return r.QKV == arch.FusedQKV && r.GatedMLP }, []string{"gated silu"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.fixture, func(t *testing.T) {
+			r, err := inspect.Run(filepath.Join(fixtures, tc.fixture), inspect.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(r) {
+				t.Errorf("report %+v", r)
+			}
+			var text bytes.Buffer
+			if err := r.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.text {
+				if !strings.Contains(text.String(), want) {
+					t.Errorf("text lacks %q:\n%s", want, text.String())
+				}
+			}
+		})
+	}
+}

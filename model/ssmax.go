@@ -68,6 +68,7 @@ func (m *Model) SSMaxConfig() (*arch.SSMaxConfig, error) {
 	}
 	sc.Variant = variant
 	sc.Layers = layers
+	sc.KeyCount = arch.KeyCountRule
 	sc.Version = arch.SSMaxFormatVersion
 	return &sc, nil
 }
