@@ -31,8 +31,8 @@ type AttentionConfig struct {
 	// at positions p−Window+1 … p only, and its SSMax length is
 	// n = min(p+1, Window). 0 means no window.
 	Window int
-	// Scale multiplies the dot products q·k; 0 means 1/√HeadDim (Gemma's
-	// query_pre_attn_scalar^−½ is not).
+	// Scale multiplies the dot products q·k; 0 means 1/√HeadDim (Gemma
+	// uses query_pre_attn_scalar^−½ instead).
 	Scale float32
 	// Softcap, when > 0, caps the logits: l = Softcap·tanh(c·Scale·q·k /
 	// Softcap), c the SSMax factor (Gemma 2). 0 means none.

@@ -50,15 +50,19 @@
 // # Fused operations
 //
 // Besides the one-operation-per-function kernels, some operations fuse what
-// a model would otherwise build from several nodes: AttentionQKV takes
-// GPT-2's fused q/k/v projection and AttentionConfig.RoPE applies rotary
-// positions inside the attention (no Columns, RoPE nodes or copies);
+// a model would otherwise build from several nodes: AttentionQKV takes a
+// fused q/k/v projection (GPT-2's c_attn, Phi-3's qkv_proj with
+// grouped-query widths) and AttentionConfig.RoPE applies rotary positions
+// (RoPEWith: partial rotation, given frequencies, attention factor) inside
+// the attention (no Columns, RoPE nodes or copies); AttentionConfig also
+// carries the sliding window, the logit scale and the logit soft cap;
 // LinearCrossEntropy is the LM head and the mean cross-entropy together,
 // computing the logits a block of rows at a time and their gradient during
-// the forward pass, so the [tokens, vocab] logits are never held;
-// LinearNLL is its per-token form for evaluation. Each gives the same
-// values as the composition it replaces (up to float32 rounding; for
-// AttentionQKV with RoPE, bit for bit).
+// the forward pass, so the [tokens, vocab] logits are never held
+// (LinearCrossEntropySoftcap caps the logits on the way);
+// LinearNLL (LinearNLLSoftcap) is its per-token form for evaluation. Each
+// gives the same values as the composition it replaces (up to float32
+// rounding; for AttentionQKV with RoPE, bit for bit).
 //
 // # Parallelism and determinism
 //
@@ -73,7 +77,9 @@
 // # Memory
 //
 // Attention is blockwise (flash-attention style, with an online softmax
-// across key chunks): memory O(T·HeadDim), no [T,T] matrix. Temporary
+// across key chunks): memory O(T·HeadDim), no [T,T] matrix; with a sliding
+// window W it visits only the key blocks within the window, so its cost is
+// O(T·W·HeadDim) rather than O(T²·HeadDim). Temporary
 // buffers come from free lists shared by the kernels (getF32/putF32) and
 // are reused from step to step. Gradients are handed to spago without the
 // copy its AccGrad makes of a first gradient (ownedDense), and a node's
