@@ -187,7 +187,9 @@ func TestArchitectureFeatures(t *testing.T) {
 		{"pythia-tiny", func(r *inspect.Report) bool {
 			return r.Residual == "parallel" && r.RotaryDim < r.HeadDim && r.QKV == arch.FusedQKVPerHead
 		}, []string{"parallel residual", "dims rotated"}},
-		{"olmo2-tiny", func(r *inspect.Report) bool { return r.NormPlacement == arch.PostNorm && r.QKNorm == arch.ProjectionQKNorm }, nil},
+		{"olmo2-tiny", func(r *inspect.Report) bool {
+			return r.NormPlacement == arch.PostNorm && r.QKNorm == arch.ProjectionQKNorm
+		}, nil},
 		{"phi3-tiny", func(r *inspect.Report) bool { return r.QKV == arch.FusedQKV && r.GatedMLP }, []string{"gated silu"}},
 	}
 	for _, tc := range tests {
