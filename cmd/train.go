@@ -53,6 +53,28 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(&c.RoPEScale, "rope-theta-scale", 0, "multiply RoPE theta (train beyond the model's context)")
 }
 
+// engineOptions are the flags of the training engine: spago in this
+// process, or PyTorch's distributed launcher (finetune.RunTorch).
+type engineOptions struct {
+	engine string
+	torch  finetune.TorchOptions
+}
+
+// engineFlags registers the engine flags shared by finetune and pretrain.
+func engineFlags(f *pflag.FlagSet, e *engineOptions) {
+	d := finetune.DefaultTorchOptions()
+	e.torch = d
+	f.StringVar(&e.engine, "engine", finetune.EngineSpago, "training engine: spago (this process) or torch (PyTorch distributed: torchrun, DDP or FSDP)")
+	f.IntVar(&e.torch.NProcPerNode, "nproc-per-node", d.NProcPerNode, "torch: processes on this node (one per GPU; CPU processes use gloo)")
+	f.IntVar(&e.torch.NNodes, "nnodes", d.NNodes, "torch: number of nodes")
+	f.IntVar(&e.torch.NodeRank, "node-rank", 0, "torch: rank of this node (0 to --nnodes - 1)")
+	f.StringVar(&e.torch.MasterAddr, "master-addr", "", "torch: address of node 0 (several nodes)")
+	f.IntVar(&e.torch.MasterPort, "master-port", 0, "torch: rendezvous port on node 0 (default: 29500 with several nodes, a free port on one)")
+	f.BoolVar(&e.torch.FSDP, "fsdp", false, "torch: FullyShardedDataParallel instead of DistributedDataParallel")
+	f.StringVar(&e.torch.Python, "python", "", "torch: Python interpreter with PyTorch (default: torchrun's, else python3)")
+	f.StringVar(&e.torch.Precision, "precision", d.Precision, "torch: fp32, or bf16 (autocast on CUDA GPUs that support it)")
+}
+
 // pauseEnv names a hidden hook for tests: with SSMAX_TEST_PAUSE_AT_STEP=N a
 // training command, once step N is complete (its metrics line written and
 // its step_N checkpoint, if it saves one, complete), prints "paused after
@@ -75,7 +97,7 @@ func pauseStep() (int, error) {
 }
 
 // runTraining runs a configured training with a progress bar and logs.
-func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
+func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64, e *engineOptions) error {
 	pauseAt, err := pauseStep()
 	if err != nil {
 		return err
@@ -113,7 +135,23 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 		},
 	}
 	start := time.Now()
-	res, err := finetune.Run(c.Context(), cfg, hooks)
+	var res *finetune.Result
+	switch e.engine {
+	case finetune.EngineSpago:
+		for _, name := range []string{"nproc-per-node", "nnodes", "node-rank", "master-addr", "master-port", "fsdp", "python", "precision"} {
+			if c.Flags().Changed(name) {
+				return fmt.Errorf("--%s needs --engine torch", name)
+			}
+		}
+		res, err = finetune.Run(c.Context(), cfg, hooks)
+	case finetune.EngineTorch:
+		if q, _ := c.Flags().GetBool("quiet"); !q {
+			e.torch.Output = c.ErrOrStderr()
+		}
+		res, err = finetune.RunTorch(c.Context(), cfg, e.torch, hooks)
+	default:
+		return fmt.Errorf("--engine %q: want spago or torch", e.engine)
+	}
 	finishProgress(bar)
 	if err != nil {
 		return err
@@ -130,6 +168,7 @@ func runTraining(c *cobra.Command, cfg finetune.Config, s, b *float64) error {
 func newFinetuneCommand() *cobra.Command {
 	cfg := finetune.Defaults()
 	var s, b float64
+	var e engineOptions
 	c := &cobra.Command{
 		Use:   "finetune --model DIR --data PATH --out DIR",
 		Short: "Fine-tune a checkpoint (all weights, attention only, or only SSMax s and b)",
@@ -151,17 +190,19 @@ uninterrupted run.`,
 			if cfg.Model == "" {
 				return fmt.Errorf("finetune needs --model DIR")
 			}
-			return runTraining(c, cfg, &s, &b)
+			return runTraining(c, cfg, &s, &b, &e)
 		},
 	}
 	c.Flags().StringVar(&cfg.Model, "model", "", "checkpoint directory to fine-tune")
 	trainFlags(c.Flags(), &cfg, &s, &b)
+	engineFlags(c.Flags(), &e)
 	return c
 }
 
 func newPretrainCommand() *cobra.Command {
 	cfg := finetune.Defaults()
 	var s, b float64
+	var e engineOptions
 	c := &cobra.Command{
 		Use:   "pretrain --arch configs/models/NAME.yaml --data PATH --out DIR",
 		Short: "Train a model from scratch, optionally switching to SSMax at a step",
@@ -179,11 +220,12 @@ default here) record it in config.json.`,
 			if cfg.Arch == "" {
 				return fmt.Errorf("pretrain needs --arch FILE")
 			}
-			return runTraining(c, cfg, &s, &b)
+			return runTraining(c, cfg, &s, &b, &e)
 		},
 	}
 	c.Flags().StringVar(&cfg.Arch, "arch", "", "model preset YAML (configs/models/)")
 	c.Flags().StringVar(&cfg.Attention, "attention", "softmax", "attention from the start: softmax, ssmax, fixed or bias")
 	trainFlags(c.Flags(), &cfg, &s, &b)
+	engineFlags(c.Flags(), &e)
 	return c
 }
