@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 
 	"github.com/spf13/cobra"
+	"github.com/ssmax/ssmax/arch"
+	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/inspect"
 )
 
 func newInspectCommand() *cobra.Command {
 	var (
-		opts   inspect.Options
-		asJSON bool
+		opts     inspect.Options
+		asJSON   bool
+		resolved bool
+		ro       arch.ResolveOptions
 	)
 	c := &cobra.Command{
 		Use:   "inspect PATH",
@@ -27,6 +31,9 @@ the tensor and the rule it breaks.`,
   ssmax inspect model.safetensors --model-config config.json --tensors`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if resolved {
+				return writeResolved(c, args[0], opts.ConfigPath, ro)
+			}
 			r, err := inspect.Run(args[0], opts)
 			if err != nil {
 				return err
@@ -43,5 +50,24 @@ the tensor and the rule it breaks.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&opts.Tensors, "tensors", false, "list every tensor with dtype, shape, shard and offset")
 	f.StringVar(&opts.ConfigPath, "model-config", "", "config.json of the model (for a single .safetensors file without one beside it)")
+	f.BoolVar(&resolved, "resolved", false, "print the resolved architecture as JSON (the spec.json of a torch run: every feature, tensor, window and RoPE table)")
+	f.IntVar(&ro.SeqLen, "seq-len", 0, "with --resolved: the sequence length to tabulate RoPE for (default: the context)")
+	f.Float64Var(&ro.RoPEThetaScale, "rope-theta-scale", 0, "with --resolved: multiply every RoPE theta")
 	return c
+}
+
+// writeResolved prints the resolved spec of a checkpoint (arch.Resolve).
+func writeResolved(c *cobra.Command, path, configPath string, o arch.ResolveOptions) error {
+	ck, err := checkpoint.Open(path, checkpoint.Options{ConfigPath: configPath})
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	spec, err := arch.Load(ck)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.OutOrStdout())
+	enc.SetIndent("", " ")
+	return enc.Encode(spec.Resolve(o))
 }

@@ -42,7 +42,9 @@ type torchRun struct {
 	Spec string `json:"spec"`
 	// Source is the checkpoint the weights start from; Resume the step
 	// directory to continue from ("" for none).
-	Source     string `json:"source"`
+	Source string `json:"source"`
+	// Summary is the spec on one line (Spec.String).
+	Summary    string `json:"summary"`
 	Resume     string `json:"resume,omitempty"`
 	TotalSteps int    `json:"total_steps"`
 	// Trainable lists the trainable tensors with their optimizer group.
@@ -315,7 +317,7 @@ func (p *torchPrep) write(t *trainer, o TorchOptions) error {
 		return err
 	}
 	run := torchRun{Format: TorchRunFormat, Version: TorchRunVersion, Out: out, Config: *c, Spec: specFile,
-		TotalSteps: t.total, Groups: map[string]torchGroup{}}
+		Summary: p.spec.String(), TotalSteps: t.total, Groups: map[string]torchGroup{}}
 	if run.Source, err = filepath.Abs(p.source); err != nil {
 		return err
 	}
