@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,7 +181,13 @@ func (t *trainer) launchTorch(ctx context.Context, py, node string, o TorchOptio
 	if old := os.Getenv("PYTHONPATH"); old != "" {
 		pp += string(os.PathListSeparator) + old
 	}
-	cmd.Env = append(env, "PYTHONPATH="+pp, "PYTHONUNBUFFERED=1")
+	env = append(env, "PYTHONPATH="+pp, "PYTHONUNBUFFERED=1")
+	if os.Getenv("OMP_NUM_THREADS") == "" {
+		// torchrun would set 1 per process; the node's cores shared out
+		// serve CPU runs better (GPU runs barely use them).
+		env = append(env, "OMP_NUM_THREADS="+strconv.Itoa(max(1, runtime.NumCPU()/o.NProcPerNode)))
+	}
+	cmd.Env = env
 	cmd.SysProcAttr = torchProcAttr()
 	var output io.Writer = io.Discard
 	if o.Output != nil {
