@@ -108,9 +108,6 @@ func RunTorch(ctx context.Context, cfg Config, o TorchOptions, hooks Hooks) (*Re
 		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
 	}
 	node := filepath.Join(cfg.Out, torchDir, "node"+strconv.Itoa(o.NodeRank))
-	if err := os.MkdirAll(node, 0o777); err != nil {
-		return nil, err
-	}
 	p, err := t.prepareTorch(ctx, node)
 	if err != nil {
 		return nil, err

@@ -297,6 +297,9 @@ func (t *trainer) resolveSwitch(spec *arch.Spec) (*torchSwitch, error) {
 // write writes OUT/spec.json and what the workers read into p.node.
 func (p *torchPrep) write(t *trainer, o TorchOptions) error {
 	c := &t.cfg
+	if err := os.MkdirAll(p.node, 0o777); err != nil {
+		return err
+	}
 	res := p.spec.Resolve(arch.ResolveOptions{SeqLen: c.SeqLen, RoPEThetaScale: c.RoPEScale})
 	js, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
