@@ -29,6 +29,7 @@ def ssmax_bin():
 
 def resolved_spec(path, seq_len):
     import json
+
     out = subprocess.run([ssmax_bin(), "inspect", "--resolved", "--seq-len", str(seq_len), path],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)

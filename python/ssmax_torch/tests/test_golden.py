@@ -3,15 +3,16 @@ fixture in every attention mode: the same independent references the Go
 engine is held to (model/model_test.go), within the same tolerances."""
 import json
 import os
+import sys
 import unittest
 
 import torch
 import torch.nn.functional as F
 
-from ssmax_torch import checkpoint, st
-from ssmax_torch.model import Decoder, positions, to_stored
-
-from . import helpers
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+from ssmax_torch import checkpoint, st  # noqa: E402
+from ssmax_torch.model import Decoder, positions, to_stored  # noqa: E402
+from ssmax_torch.tests import helpers  # noqa: E402
 
 MODES = {"softmax": "softmax", "ssmax": "ssmax", "ssmax-bias": "bias", "ssmax-fixed": "fixed"}
 
@@ -103,6 +104,30 @@ class GoldenGradients(unittest.TestCase):
                         scale = want.abs().max().item() or 1.0
                         worst = (got - want).abs().max().item()
                         self.assertLessEqual(worst / scale, 1e-3, "%s: max gradient error relative to %.3g" % (tensor, scale))
+
+
+class Packing(unittest.TestCase):
+    """Documents packed in a row, and rows of a batch, are computed as if
+    alone: positions, attention, windows and SSMax's n restart."""
+
+    def test_packed_documents(self):
+        for name in ("qwen2-tiny-window-ssmax-bias", "gemma2-tiny", "pythia-tiny"):
+            with self.subTest(fixture=name):
+                _, golden, spec, weights = load(name)
+                model = Decoder(spec, weights)
+                tok = golden["tokens"]
+                T, a = len(tok), 11
+                with torch.no_grad():
+                    pos, seg = positions(T, [0, a])
+                    packed = model(torch.tensor([tok]), pos[None], seg[None], max(a, T - a))[0]
+                    p1, s1 = positions(a, [0])
+                    first = model(torch.tensor([tok[:a]]), p1[None], s1[None], a)[0]
+                    p2, s2 = positions(T - a, [0])
+                    second = model(torch.tensor([tok[a:]]), p2[None], s2[None], T - a)[0]
+                    rows = model(torch.tensor([tok[:a], tok[a:2 * a]]), torch.stack([p1, p1]), torch.stack([s1, s1]), a)
+                self.assertLess((packed[:a] - first).abs().max().item(), 1e-4)
+                self.assertLess((packed[a:] - second).abs().max().item(), 1e-4)
+                self.assertLess((rows[0] - first).abs().max().item(), 1e-5)
 
 
 if __name__ == "__main__":
