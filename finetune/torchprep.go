@@ -206,6 +206,13 @@ func (t *trainer) prepareTorch(ctx context.Context, node string) (*torchPrep, er
 		p.close()
 		return nil, err
 	}
+	if p.state != nil {
+		// The spago engine's check of the data position, with its error.
+		if err := t.train.Restore(p.state.Loader); err != nil {
+			p.close()
+			return nil, fmt.Errorf("resume %s: %w", p.resume, err)
+		}
+	}
 	for _, ts := range spec.Tensors() {
 		st, ok := ck.Tensor(ts.Name)
 		if !ok {

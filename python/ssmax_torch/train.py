@@ -214,8 +214,11 @@ class Trainer:
             return
         if self.run["fsdp"]:
             import functools
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-            from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+            try:
+                from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+                from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+            except Exception as e:
+                raise RunError("--fsdp: this PyTorch (%s) cannot load FullyShardedDataParallel: %s: %s" % (torch.__version__, type(e).__name__, e))
             from .model import Block
             kw = {"auto_wrap_policy": functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Block})}
             if self.cuda:
