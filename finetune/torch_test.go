@@ -89,7 +89,7 @@ func sameRun(t *testing.T, what string, a, b []record, rel float64) {
 // TestTorchEngine trains the same run with spago in this process and with
 // PyTorch (2 gloo processes): the per-step losses agree (1e-3 relative);
 // final/ is laid out as spago lays it out and scores the same with `ssmax
-// score`. Then a torch run killed with SIGKILL after step 5 (past its
+// score`; its step_000004 resumes in the spago engine. Then a torch run killed with SIGKILL after step 5 (past its
 // step_000004 checkpoint, one metrics line beyond it) leaves no process
 // behind and, resumed, gives the uninterrupted run's losses.
 func TestTorchEngine(t *testing.T) {
@@ -128,6 +128,19 @@ func TestTorchEngine(t *testing.T) {
 		}
 		sameLayout(t, filepath.Join(spago, dir), filepath.Join(torch, dir))
 	}
+
+	// A torch step directory resumes in the spago engine.
+	cross := filepath.Join(base, "cross")
+	if err := os.CopyFS(cross, os.DirFS(torch)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(cross, "final"))
+	cfg := torchConfig(cross)
+	cfg.Resume = true
+	if _, err := finetune.Run(context.Background(), cfg, finetune.Hooks{}); err != nil {
+		t.Fatalf("spago resuming a torch run: %v", err)
+	}
+	sameRun(t, "spago resuming torch's step_000004 vs spago", want, readMetrics(t, cross), 1e-3)
 
 	bin := filepath.Join(base, "ssmax")
 	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {

@@ -84,11 +84,11 @@ type torchData struct {
 	Batches string `json:"batches"`
 	// LR holds every step's learning rate (float64).
 	LR string `json:"lr"`
-	// Windows is the number of train windows per epoch.
-	Windows int `json:"windows"`
-	// Loader is the spago loader's position after each step (for
-	// trainer_state): windows per epoch, seed, stream length.
-	Seed uint64 `json:"seed"`
+	// Windows is the number of train windows per epoch and Seed the data
+	// seed: with the stream length, what the spago loader's position in
+	// trainer_state/state.json records.
+	Windows int    `json:"windows"`
+	Seed    uint64 `json:"seed"`
 }
 
 type torchStream struct {

@@ -108,6 +108,13 @@ class Trainer:
                         self.infos[lay[key]] = {"name": lay[key], "role": role, "layer": lay["index"], "shape": [spec["num_heads"]]}
 
         self.step, self.tokens, self.elapsed, self.switched = 0, 0, 0.0, False
+        # Every node's ssmax chose where to resume from OUT: they must agree.
+        mine = [run.get("resume") or ""]
+        chosen = list(mine)
+        dist.broadcast_object_list(chosen, src=0)
+        if chosen != mine:
+            raise RunError("node %s resumes from %r but node 0 from %r: OUT must be on a filesystem all nodes share" % (
+                os.environ.get("GROUP_RANK", "?"), mine[0], chosen[0]))
         state = None
         src = run["source"]
         if run.get("resume"):
@@ -538,7 +545,7 @@ class Trainer:
         self.save("final", last)
         if metrics is not None:
             metrics.close()
-        if self.rank == 0:
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # one per node: every node's ssmax reports success
             emit("done", steps=self.step, final=os.path.join(self.out, "final"), last_loss=last)
 
 
