@@ -17,6 +17,9 @@ import (
 // checkpoint writer, given the save plan and the weights it read, writes
 // the directory model.Save writes, byte for byte.
 func TestTorchCheckpointsAsModelSave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes every fixture with Python")
+	}
 	py := ""
 	for _, p := range []string{"/usr/bin/python3", "python3"} {
 		if exec.Command(p, "-c", "import torch").Run() == nil {

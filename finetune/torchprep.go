@@ -220,7 +220,9 @@ func (t *trainer) prepareTorch(ctx context.Context, node string) (*torchPrep, er
 		}
 		p.params = append(p.params, standIn(ts, st.DType))
 	}
-	if c.SwitchToSSMaxAt > 0 {
+	if c.SwitchToSSMaxAt > 0 && c.SwitchToSSMaxAt < t.total {
+		// Checked now; the spago engine finds a bad initialisation when it
+		// reaches the step (a switch past the last step never happens).
 		if p.switched, err = t.resolveSwitch(spec); err != nil {
 			p.close()
 			return nil, err
