@@ -252,10 +252,35 @@ class Trainer:
         if groups:
             c = self.cfg
             self.opt = AdamW(groups, c["beta1"], c["beta2"], c["eps"])
+            moments = {n: m for n, m in moments.items() if "m1" in m and "m2" in m and n in self.group_of}
+            if moments and self.run["fsdp"] and self.net is not self.model:
+                self.load_fsdp_moments(moments)
+                return
             for n, m in moments.items():
-                p = self.model.param(n)
-                if p is not None and p.requires_grad and "m1" in m and "m2" in m:
-                    self.opt.state[p] = {"exp_avg": m["m1"].to(self.device), "exp_avg_sq": m["m2"].to(self.device)}
+                self.opt.state[self.model.param(n)] = {"exp_avg": m["m1"].to(self.device), "exp_avg_sq": m["m2"].to(self.device)}
+
+    def fqn(self, name):
+        """The module path of tensor name's parameter (FSDP's keys)."""
+        layer, role = self.model.names[name]
+        return ("g." if layer < 0 else "layers.%d.w." % layer) + role
+
+    def fsdp_config(self):
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, StateDictType, FullStateDictConfig
+        from torch.distributed.fsdp import FullOptimStateDictConfig
+        return FSDP, (StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True),
+                      FullOptimStateDictConfig(offload_to_cpu=True, rank0_only=True))
+
+    def load_fsdp_moments(self, moments):
+        """Shards full moments into the FSDP optimizer (PyTorch's own
+        optim_state_dict_to_load; not exercised here: see the README)."""
+        FSDP, cfg = self.fsdp_config()
+        full = {"state": {self.fqn(n): {"exp_avg": m["m1"], "exp_avg_sq": m["m2"]} for n, m in moments.items()},
+                "param_groups": [dict({k: v for k, v in g.items() if k != "params"},
+                                      params=[self.fqn(n) for n in self.trainable if self.group_of[n] == g["name"]])
+                                 for g in self.opt.param_groups]}
+        with FSDP.state_dict_type(self.net, cfg[0], cfg[1], cfg[2]):
+            osd = FSDP.optim_state_dict_to_load(model=self.net, optim=self.opt, optim_state_dict=full)
+        self.opt.load_state_dict(osd)
 
     def truncate_metrics(self, step):
         path = os.path.join(self.out, "metrics.jsonl")
@@ -374,6 +399,13 @@ class Trainer:
         return total / len(batches)
 
     def s_means(self):
+        if self.run["fsdp"] and self.net is not self.model:
+            FSDP, _ = self.fsdp_config()
+            with FSDP.summon_full_params(self.net, writeback=False):
+                return self._s_means()
+        return self._s_means()
+
+    def _s_means(self):
         out, any_s = [], False
         for blk in self.model.layers:
             if "ssmax_s" in blk.w:
@@ -415,18 +447,16 @@ class Trainer:
         """Every weight {name: CPU tensor} and every moment {name: (m1, m2)}
         on rank 0 (FSDP gathers full ones)."""
         if self.run["fsdp"] and self.net is not self.model:
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, StateDictType, FullStateDictConfig
-            with FSDP.state_dict_type(self.net, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
+            FSDP, cfg = self.fsdp_config()
+            with FSDP.state_dict_type(self.net, cfg[0], cfg[1], cfg[2]):
                 sd = self.net.state_dict()
-            osd = FSDP.full_optim_state_dict(self.net, self.opt) if self.opt is not None else {"state": {}}
-            keys = {}
-            for name, (layer, role) in self.model.names.items():
-                keys[("g." if layer < 0 else "layers.%d.w." % layer) + role] = name
+                osd = FSDP.optim_state_dict(self.net, self.opt) if self.opt is not None else {"state": {}}
+            keys = {self.fqn(n): n for n in self.model.names}
             values = {keys[k]: v for k, v in sd.items() if k in keys}
             moments = {}
-            for k, s in osd.get("state", {}).items():
-                if isinstance(k, str) and k in keys and "exp_avg" in s:
-                    moments[keys[k]] = (s["exp_avg"].cpu(), s["exp_avg_sq"].cpu())
+            for k, st_ in osd.get("state", {}).items():
+                if k in keys and "exp_avg" in st_:
+                    moments[keys[k]] = (st_["exp_avg"].cpu(), st_["exp_avg_sq"].cpu())
             return values, moments
         values = {n: p.detach().cpu() for n, p in self.model.named_tensors()}
         moments = {}
