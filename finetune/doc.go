@@ -9,4 +9,10 @@
 // -> checkpoint. The switch to SSMax is in switch.go. Checkpoints
 // (state.go) are complete model directories plus the trainer state, so a
 // run resumes exactly where it stopped.
+//
+// RunTorch (torch.go) hands the same run to PyTorch's distributed launcher
+// instead: it checks and prepares everything here (torchprep.go: the
+// resolved spec, the token streams, the batch plan in the spago loader's
+// order, the checkpoint layout), then starts python/ssmax_torch's workers
+// and turns their progress into the same hooks (torchlaunch.go).
 package finetune
