@@ -85,5 +85,5 @@ func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error)
 	head := m.HeadParam().Value().(*mat.Dense[float32]).Data().F32()
 	// The fused kernel projects a block of positions onto the vocabulary at
 	// a time: no [tokens, vocab] matrix.
-	return kernels.LinearNLL(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets), nil
+	return kernels.LinearNLLSoftcap(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets, float32(m.Spec.FinalSoftcap)), nil
 }
