@@ -56,6 +56,7 @@ cache; DST then holds copies of the cached files, never links into the cache.`,
 			if o.Src, err = modelPath(c, args[0]); err != nil {
 				return err
 			}
+			o.SrcName = args[0]
 			o.Dst = args[1]
 			if o.Variant, err = attnscale.ParseSSMax(variant); err != nil {
 				return fmt.Errorf("--variant: %w", err)

@@ -150,6 +150,9 @@ func TestModelIDs(t *testing.T) {
 			}
 		}
 	}
+	if card, _ := os.ReadFile(filepath.Join(dst, "README.md")); !strings.Contains(string(card), "from `test-org/llama-tiny` (`"+filepath.Join(cache, "models--test-org--llama-tiny", "snapshots", commitMain)+"`)") {
+		t.Errorf("model card does not name the id and its snapshot:\n%s", card)
+	}
 	if names < 5 {
 		t.Errorf("converted directory holds %d files", names)
 	}
