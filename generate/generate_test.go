@@ -259,6 +259,12 @@ func TestDemoGeneratesText(t *testing.T) {
 	}
 	t.Logf("greedy: %q", g.Text)
 
+	// An empty prompt starts from the BOS token, else (bytes: no BOS) the
+	// EOS token, GPT-2's convention.
+	if e, _ := runDemo(t, generate.RunOptions{Options: generate.Options{MaxNewTokens: 8}}); !slices.Equal(e.PromptIDs, []int{256}) || len(e.IDs) == 0 {
+		t.Errorf("empty prompt: %+v", e)
+	}
+
 	// A stop string inside the greedy text cuts it there.
 	stop := g.Text[len(g.Text)/2 : len(g.Text)/2+3]
 	cut := strings.Index(g.Text, stop)
