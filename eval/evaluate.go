@@ -15,8 +15,10 @@ import (
 // over, one after the other, and how they are read.
 type Checkpoints struct {
 	// Models are checkpoint directories, labelled in tables and plots by
-	// ModelLabels.
+	// Labels, or by ModelLabels(Models) when Labels is nil.
 	Models []string
+	// Labels, if not nil, are the models' labels (one per model).
+	Labels []string
 	// RoPEThetaScale multiplies RoPE theta, to read a model beyond its
 	// training length (0 means 1).
 	RoPEThetaScale float64
@@ -105,7 +107,13 @@ type labelled interface {
 // labelling its result; each model is dropped before the next is opened.
 // An error names the model it came from.
 func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx context.Context, lm *loadedModel) (R, error)) ([]R, error) {
-	labels := ModelLabels(c.Models)
+	labels := c.Labels
+	if labels == nil {
+		labels = ModelLabels(c.Models)
+	}
+	if len(labels) != len(c.Models) {
+		return nil, fmt.Errorf("%d labels for %d models", len(labels), len(c.Models))
+	}
 	var out []R
 	for i, path := range c.Models {
 		if err := ctx.Err(); err != nil {
