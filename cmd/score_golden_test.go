@@ -73,7 +73,7 @@ func TestScoreEqualsGoldenLoss(t *testing.T) {
 				if err := m.Save(ckpt, model.SaveOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				out, errs, code := run(t, "score", "--model", ckpt, "--tokens", tokens, "--json")
+				out, errs, code := run(t, "score", "--model", ckpt, "--tokens", tokens, "--json", "--no-window")
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, errs)
 				}
