@@ -122,7 +122,7 @@ func (f *activationFn) needsGrad() bool {
 func (f *activationFn) Forward() (mat.Tensor, error) {
 	op, xName := f.names()
 	if !f.act.Valid() {
-		return nil, shapeError(op, "invalid activation %v", f.act)
+		return nil, opError(op, "invalid activation %v", f.act)
 	}
 	x, r, c, err := dense(op, xName, f.x)
 	if err != nil {
@@ -135,7 +135,7 @@ func (f *activationFn) Forward() (mat.Tensor, error) {
 			return nil, err
 		}
 		if r != ur || c != uc {
-			return nil, shapeError(op, "shapes differ: gate is [%d,%d], up is [%d,%d]", r, c, ur, uc)
+			return nil, opError(op, "shapes differ: gate is [%d,%d], up is [%d,%d]", r, c, ur, uc)
 		}
 	}
 	y := f.keep(newMatrix(r, c))
@@ -159,7 +159,7 @@ func (f *activationFn) Backward(gy mat.Tensor) error {
 	}
 	dy := gradData(gy)
 	if len(dy) != len(x) {
-		return shapeError(op, "output gradient has %d values, want %d", len(dy), len(x))
+		return opError(op, "output gradient has %d values, want %d", len(dy), len(x))
 	}
 	var dx, du []float32
 	if f.x.RequiresGrad() {

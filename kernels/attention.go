@@ -251,7 +251,7 @@ func (f *attentionFn) operands() (rows int, q, k, v colBlock, err error) {
 			return 0, q, k, v, fmt.Errorf("kernels.AttentionQKV: %w", err)
 		}
 		if c != qw+2*kw {
-			return 0, q, k, v, shapeError("AttentionQKV", "qkv is [%d,%d], want [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+			return 0, q, k, v, opError("AttentionQKV", "qkv is [%d,%d], want [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
 				r, c, qw+2*kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
 		}
 		return r, colBlock{x, c, 0}, colBlock{x, c, qw}, colBlock{x, c, qw + kw}, nil
@@ -272,7 +272,7 @@ func (f *attentionFn) operands() (rows int, q, k, v colBlock, err error) {
 		return 0, q, k, v, err
 	}
 	if qc != qw || kc != kw || vc != kw || kr != qr || vr != qr {
-		return 0, q, k, v, shapeError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+		return 0, q, k, v, opError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
 			qr, qc, kr, kc, vr, vc, qw, kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
 	}
 	return qr, colBlock{qd, qw, 0}, colBlock{kd, kw, 0}, colBlock{vd, kw, 0}, nil
@@ -345,7 +345,7 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	cfg := f.cfg
 	g := gradData(gy)
 	if len(g) != len(f.out) {
-		return shapeError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
+		return opError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
 	}
 	if f.lse == nil {
 		return nil // no operand requires a gradient

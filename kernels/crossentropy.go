@@ -35,11 +35,11 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if len(f.targets) != rows {
-		return nil, shapeError("CrossEntropy", "logits has %d rows but %d targets were given", rows, len(f.targets))
+		return nil, opError("CrossEntropy", "logits has %d rows but %d targets were given", rows, len(f.targets))
 	}
 	for i, t := range f.targets {
 		if t >= classes {
-			return nil, shapeError("CrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, classes)
+			return nil, opError("CrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, classes)
 		}
 	}
 	f.rows, f.classes = rows, classes
@@ -60,7 +60,7 @@ func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
 	}
 	g := gradData(gy)
 	if len(g) != 1 {
-		return shapeError("CrossEntropy", "output gradient has %d values, want 1", len(g))
+		return opError("CrossEntropy", "output gradient has %d values, want 1", len(g))
 	}
 	dx := f.dx
 	f.dx = nil
@@ -203,17 +203,17 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if !(f.cap >= 0) || math.IsInf(float64(f.cap), 0) {
-		return nil, shapeError("LinearCrossEntropy", "the soft cap must be finite and >= 0, got %v", f.cap)
+		return nil, opError("LinearCrossEntropy", "the soft cap must be finite and >= 0, got %v", f.cap)
 	}
 	if wdim != dim {
-		return nil, shapeError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
+		return nil, opError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
 	}
 	if len(f.targets) != rows {
-		return nil, shapeError("LinearCrossEntropy", "x has %d rows but %d targets were given", rows, len(f.targets))
+		return nil, opError("LinearCrossEntropy", "x has %d rows but %d targets were given", rows, len(f.targets))
 	}
 	for i, t := range f.targets {
 		if t >= vocab {
-			return nil, shapeError("LinearCrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, vocab)
+			return nil, opError("LinearCrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, vocab)
 		}
 	}
 	count := countTargets(f.targets)
@@ -261,7 +261,7 @@ func (f *linearCEFn) Backward(gy mat.Tensor) error {
 	}
 	g := gradData(gy)
 	if len(g) != 1 {
-		return shapeError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
+		return opError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
 	}
 	dx, dw := f.dx, f.dw
 	f.dx, f.dw = nil, nil

@@ -48,7 +48,7 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
-		return shapeError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+		return opError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
 	}
 	x, _, _, _ := dense("LayerNorm", "x", f.x)
 	gamma, _, _, _ := dense("LayerNorm", "gamma", f.gamma)
@@ -254,7 +254,7 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	f.rows, f.dim = r, c
 	if f.perHead {
 		if f.heads <= 0 || f.headDim <= 0 || f.heads*f.headDim != c {
-			return nil, shapeError(f.op, "x is [%d,%d], want %d columns (heads=%d × headDim=%d)", r, c, f.heads*f.headDim, f.heads, f.headDim)
+			return nil, opError(f.op, "x is [%d,%d], want %d columns (heads=%d × headDim=%d)", r, c, f.heads*f.headDim, f.heads, f.headDim)
 		}
 		// Head slices are contiguous: view x as [T*heads, headDim].
 		f.rows, f.dim = r*f.heads, f.headDim
@@ -275,7 +275,7 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
-		return shapeError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+		return opError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
 	}
 	x, _, _, _ := dense(f.op, "x", f.x)
 	gamma, _, _, _ := dense(f.op, "gamma", f.gamma)
