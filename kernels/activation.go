@@ -115,7 +115,7 @@ func (f *activationFn) names() (op, x string) {
 	return "GLU", "gate"
 }
 
-func (f *activationFn) needsGrad() bool {
+func (f *activationFn) requiresGrad() bool {
 	return f.x.RequiresGrad() || (f.up != nil && f.up.RequiresGrad())
 }
 
@@ -139,7 +139,7 @@ func (f *activationFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	y := f.keep(newMatrix(r, c))
-	if f.act.saves() && f.needsGrad() {
+	if f.act.saves() && f.requiresGrad() {
 		f.saved = getF32(len(x))
 	}
 	activationForward(f.act, y.Data().F32(), f.saved, x, u)
@@ -148,7 +148,7 @@ func (f *activationFn) Forward() (mat.Tensor, error) {
 
 func (f *activationFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
-	if !f.needsGrad() || (f.act.saves() && f.saved == nil) {
+	if !f.requiresGrad() || (f.act.saves() && f.saved == nil) {
 		return nil
 	}
 	op, xName := f.names()

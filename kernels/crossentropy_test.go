@@ -79,8 +79,8 @@ func TestLinearCrossEntropy(t *testing.T) {
 // gradients.
 func TestLinearCrossEntropyBlocks(t *testing.T) {
 	const T, D, V = 40, 8, 300
-	defer func(b, r int) { linearCEBlockBytes, linearCEMinRows = b, r }(linearCEBlockBytes, linearCEMinRows)
-	linearCEBlockBytes, linearCEMinRows = 16*V*4, 1 // blocks of 16 rows
+	defer func(b, r int) { logitBlockBytes, logitBlockMinRows = b, r }(logitBlockBytes, logitBlockMinRows)
+	logitBlockBytes, logitBlockMinRows = 16*V*4, 1 // blocks of 16 rows
 	r := newRand(1190)
 	targets := make([]int, T)
 	for j := range targets {
@@ -127,8 +127,8 @@ func TestLinearNLL(t *testing.T) {
 		targets[i] = r.IntN(V)
 	}
 	targets[5], targets[T-1] = -1, -1
-	defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
-	linearCEBlockBytes, linearCEMinRows = 8*V*4, 1 // several blocks
+	defer func(b, m int) { logitBlockBytes, logitBlockMinRows = b, m }(logitBlockBytes, logitBlockMinRows)
+	logitBlockBytes, logitBlockMinRows = 8*V*4, 1 // several blocks
 	got := LinearNLL(x, w, T, D, V, targets)
 	logits := linearRef(f64(x), f64(w), nil, T, D, V, false)
 	for i, tg := range targets {
@@ -147,7 +147,7 @@ func TestLinearNLL(t *testing.T) {
 
 // TestLinearCrossEntropySoftcap: the loss of the soft-capped logits
 // cap·tanh(x·wᵀ/cap) against the reference, with gradients, in one block
-// and in several (small linearCEBlockBytes); LinearNLLSoftcap gives the
+// and in several (small logitBlockBytes); LinearNLLSoftcap gives the
 // per-token losses; cap 0 is LinearCrossEntropy bit for bit.
 func TestLinearCrossEntropySoftcap(t *testing.T) {
 	cases := []struct {
@@ -166,8 +166,8 @@ func TestLinearCrossEntropySoftcap(t *testing.T) {
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("T%d_D%d_V%d_ign%d_cap%v_blocks%v", c.rows, c.dim, c.vocab, len(c.ignore), c.cap, c.blocks), func(t *testing.T) {
 			if c.blocks {
-				defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
-				linearCEBlockBytes, linearCEMinRows = 4*c.vocab*100, 1 // blocks of 100 rows: three blocks
+				defer func(b, m int) { logitBlockBytes, logitBlockMinRows = b, m }(logitBlockBytes, logitBlockMinRows)
+				logitBlockBytes, logitBlockMinRows = 4*c.vocab*100, 1 // blocks of 100 rows: three blocks
 			}
 			r := newRand(uint64(1180 + i))
 			targets := make([]int, c.rows)
