@@ -38,15 +38,23 @@ type evalReport interface {
 	Save(dir string) ([]string, error)
 }
 
-// runEval runs one evaluation: it gives ck the command's logger and a
-// progress bar per model (described by kind and the model's label), calls
-// evaluate, prints the report's table and, with --out, writes its files.
+// runEval runs one evaluation: it takes the lock of --out (one run per
+// output directory), gives ck the command's logger and a progress bar per
+// model (described by kind and the model's label), calls evaluate, prints
+// the report's table and, with --out, writes its files.
 func runEval(c *cobra.Command, kind string, ck *eval.Checkpoints, out string, evaluate func() (evalReport, error)) error {
 	ck.Logger = logger(c)
 	var (
 		bar     *progressbar.ProgressBar
 		current string
 	)
+	if out != "" {
+		release, err := eval.LockOut(out)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	ck.Progress = func(model string, done, total int) {
 		if bar == nil || model != current {
 			finishProgress(bar)

@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -96,9 +98,19 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	}
 	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
-	// --out gets what mkdir gives it: 0777 less the umask.
-	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
+	// One run per output directory: a second run on it fails here, before
+	// it reads or writes anything. --out gets what mkdir gives it: 0777
+	// less the umask.
+	lock, err := outlock.Dir(cfg.Out)
+	if errors.Is(err, outlock.ErrBusy) {
+		return nil, err
+	}
+	if err != nil {
 		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
+	}
+	defer lock.Release()
+	if err := removeLeftovers(cfg.Out); err != nil {
+		return nil, err
 	}
 	resumeFrom, err := t.setupModel()
 	if err != nil {

@@ -88,6 +88,27 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 	return nil
 }
 
+// removeLeftovers removes from out what a run killed while saving left
+// behind: hidden .NAME.partial step directories and the temporary
+// siblings of package atomicfile. The caller holds out's lock, so no other
+// run is writing them.
+func removeLeftovers(out string) error {
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		partial := strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".partial")
+		if partial || atomicfile.IsTemporary(name, "") {
+			if err := os.RemoveAll(filepath.Join(out, name)); err != nil {
+				return fmt.Errorf("remove what an interrupted run left in %s: %w", out, err)
+			}
+		}
+	}
+	return nil
+}
+
 // completeSteps lists the step numbers of complete step directories, in
 // ascending order.
 func completeSteps(out string) []int {
