@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"syscall"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ssmax/ssmax/internal/atomicfile"
 )
@@ -155,9 +156,13 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 	out := make([]byte, chunk*outSize)
 	var f32 []float32
 	var f64 []float64
-	if t.DType == F64 {
+	half := (t.DType == F16 || t.DType == BF16) && (dt == F16 || dt == BF16)
+	switch {
+	case t.DType == F64:
 		f64 = make([]float64, chunk)
-	} else {
+	case half, littleEndian && (t.DType == F32 || dt == F32):
+		// converted between in and out directly
+	default:
 		f32 = make([]float32, chunk)
 	}
 	w, err := unbuffered(w)
@@ -177,6 +182,14 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 			}
 			encodeFloat64(dt, f64[:k], dst)
 		case convertHalf(t.DType, dt, src, dst):
+		case t.DType == F32 && littleEndian: // encode straight from the bytes read
+			if err := EncodeFloat32(dt, asF32(src), dst); err != nil {
+				return err
+			}
+		case dt == F32 && littleEndian: // decode straight into the bytes to write
+			if err := DecodeFloat32(t.DType, src, asF32(dst)); err != nil {
+				return err
+			}
 		default:
 			if err := DecodeFloat32(t.DType, src, f32[:k]); err != nil {
 				return err
@@ -191,6 +204,15 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 		done += int64(k)
 	}
 	return nil
+}
+
+// asF32 views little-endian F32 bytes as float32 values (littleEndian
+// machines only; b holds whole values).
+func asF32(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
 // encodeFloat64 encodes src to dt (F32, F16, BF16, F64) rounding once. dst
