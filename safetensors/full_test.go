@@ -2,7 +2,6 @@ package safetensors
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -101,5 +100,46 @@ func TestWriteFileSourceError(t *testing.T) {
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"src.safetensors"}) {
 		t.Errorf("directory holds %v", names)
 	}
-	_ = os.Remove
+}
+
+// TestWriteFileLarge writes tensors larger than the write-back and kernel
+// copy chunks by each path (buffered, direct, kernel copy) and reads them
+// back.
+func TestWriteFileLarge(t *testing.T) {
+	dir := t.TempDir()
+	data := make([]byte, 3*copyChunk+4098)
+	for i := range data {
+		data[i] = byte(i*131 + i>>11)
+	}
+	shape := []int64{int64(len(data) / 2)}
+	src := filepath.Join(dir, "src.safetensors")
+	if err := WriteFile(src, nil, []WriteTensor{FromBytes("a", BF16, shape, data)}); err != nil {
+		t.Fatal(err)
+	}
+	f := mustOpen(t, src)
+	defer f.Close()
+	copied, err := FromFile(f, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied.Name = "copied"
+	converted, err := Convert(f, "a", F16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	converted.Name = "converted"
+	dst := filepath.Join(dir, "dst.safetensors")
+	if err := WriteFile(dst, nil, []WriteTensor{FromBytes("small", U8, []int64{3}, []byte{1, 2, 3}), copied, converted,
+		FromBytes("buffered", BF16, shape, data)}); err != nil {
+		t.Fatal(err)
+	}
+	g := mustOpen(t, dst)
+	defer g.Close()
+	want := make([]byte, len(data))
+	convertHalf(BF16, F16, data, want)
+	for name, w := range map[string][]byte{"copied": data, "buffered": data, "converted": want} {
+		if got, err := g.Bytes(name); err != nil || !slices.Equal(got, w) {
+			t.Errorf("%s: read back differs (%v)", name, err)
+		}
+	}
 }
