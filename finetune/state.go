@@ -49,12 +49,16 @@ func stepDirName(step int) string { return fmt.Sprintf("%s%06d", stepDirPrefix, 
 func saveStep(out string, name string, m *model.Model, opt *optimizer, st trainerState) error {
 	partial := filepath.Join(out, "."+name+".partial")
 	os.RemoveAll(partial)
-	if err := m.Save(partial, model.SaveOptions{}); err != nil {
-		return fmt.Errorf("save %s: %w", name, err)
-	}
+	// A write error names the file by its final path, OUT/NAME/...
 	fail := func(err error) error {
 		os.RemoveAll(partial)
+		if e, ok := err.(*atomicfile.Error); ok {
+			return atomicfile.Relocate(e, partial, filepath.Join(out, name))
+		}
 		return fmt.Errorf("save %s: %w", name, err)
+	}
+	if err := m.Save(partial, model.SaveOptions{}); err != nil {
+		return fail(err)
 	}
 	sd := filepath.Join(partial, stateDir)
 	if err := os.Mkdir(sd, 0o777); err != nil {
