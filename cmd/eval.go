@@ -38,9 +38,10 @@ type evalReport interface {
 	Save(dir string) ([]string, error)
 }
 
-// runEval runs one evaluation: it gives ck the command's logger and a
-// progress bar per model (described by kind and the model's label), calls
-// evaluate, prints the report's table and, with --out, writes its files.
+// runEval runs one evaluation: it takes the lock of --out (one run per
+// output directory), gives ck the command's logger and a progress bar per
+// model (described by kind and the model's label), calls evaluate, prints
+// the report's table and, with --out, writes its files.
 func runEval(c *cobra.Command, kind string, ck *eval.Checkpoints, out string, evaluate func() (evalReport, error)) error {
 	ck.Logger = logger(c)
 	// Models are labelled by what was given (a model id's name, not its
@@ -54,6 +55,13 @@ func runEval(c *cobra.Command, kind string, ck *eval.Checkpoints, out string, ev
 		bar     *progressbar.ProgressBar
 		current string
 	)
+	if out != "" {
+		release, err := eval.LockOut(out)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	ck.Progress = func(model string, done, total int) {
 		if bar == nil || model != current {
 			finishProgress(bar)

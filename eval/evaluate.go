@@ -2,12 +2,14 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -131,6 +133,29 @@ func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx cont
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// LockOut takes the lock of the report directory dir (package outlock),
+// creating it as mkdir does, so that two evaluations writing one --out do
+// not both proceed: the second fails at once, naming the first's pid. Take
+// it before evaluating and call release when done: it removes the lock
+// file, and dir itself when LockOut created it and nothing was written
+// into it (the evaluation failed).
+func LockOut(dir string) (release func(), err error) {
+	_, statErr := os.Stat(dir)
+	lock, err := outlock.Dir(dir)
+	if errors.Is(err, outlock.ErrBusy) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--out %s: %w", dir, err)
+	}
+	return func() {
+		lock.Release()
+		if statErr != nil {
+			os.Remove(dir) // fails, as it should, once the report is in it
+		}
+	}, nil
 }
 
 // saveReport creates dir as mkdir does (0777 less the umask) and writes an
