@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long-context evaluation: forward-only tokens/s and peak RSS of the S2 shape
 # (6 layers, 6 heads, d 384, vocab 8192, GPT-2 with RoPE) scoring one
-# sequence of 1024, 4096 and 16384 tokens with `ssmax score`, against
+# sequence of 1024, 4096 and 16384 tokens with `ssmax score --no-window`
+# (one forward pass over the whole sequence, beyond the context), against
 # PyTorch (bench/train_torch.py --eval-len: the same model, no_grad, manual
 # causal attention, loss projected 256 positions at a time) at 1024 and 4096.
 #
@@ -46,7 +47,7 @@ wall() { awk '/Elapsed \(wall clock\)/ {n = split($NF, a, ":"); s = 0; for (i = 
 
 score() { # N -> wall seconds, RSS in $WORK/score.$N.time
 	tokens "$1" "$WORK/tokens.$1"
-	/usr/bin/time -v -o "$WORK/score.$1.time" "$WORK/ssmax" score --model "$ckpt/final" --tokens "$WORK/tokens.$1" \
+	/usr/bin/time -v -o "$WORK/score.$1.time" "$WORK/ssmax" score --model "$ckpt/final" --tokens "$WORK/tokens.$1" --no-window \
 		--rope-theta-scale "$THETA_SCALE" >"$WORK/score.$1.out"
 }
 

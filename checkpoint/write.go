@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -177,13 +178,19 @@ const shardWorkers = 2
 // fsynced and renamed to dst at the end. On failure or cancellation nothing
 // is left behind and an existing dst is untouched. It is the one checkpoint
 // writer: convert and model.Save both call it.
+//
+// Errors name the file of dst being written (never its path in the
+// temporary directory), the tensor when there is one and the cause, once
+// each (see atomicfile.Error): `write DST/model-00001-of-00002.safetensors:
+// tensor "x": no space left on device`. A cancelled ctx gives ctx's error
+// alone.
 func Write(ctx context.Context, dst string, out Output, o WriteOptions) (err error) {
 	if out.Config == nil {
-		return fmt.Errorf("write %s: no config", dst)
+		return &atomicfile.Error{Path: dst, Err: errors.New("no config")}
 	}
 	configBytes, err := out.Config.Marshal()
 	if err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
+		return &atomicfile.Error{Path: filepath.Join(dst, ConfigFile), Err: err}
 	}
 	tmp, err := atomicfile.MkdirTemp(dst)
 	if err != nil {
@@ -192,6 +199,11 @@ func Write(ctx context.Context, dst string, out Output, o WriteOptions) (err err
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			} else {
+				err = atomicfile.Relocate(err, tmp, dst)
+			}
 		}
 	}()
 	if err := writeShards(ctx, tmp, out, o.Progress); err != nil {

@@ -41,16 +41,23 @@ Initialisations:
   identity  (bias only) s = 0, b = 1: exactly the original model at every position
 
 The output is written to a temporary directory beside DST and renamed into place;
-on an error or an interrupt nothing is left at DST. SRC is never modified.`,
+on an error or an interrupt nothing is left at DST. SRC is never modified. SRC
+may be a Hugging Face model id (org/name or org/name@revision) in the local hub
+cache; DST then holds copies of the cached files, never links into the cache.`,
 		Example: `  ssmax convert ./gpt2 ./gpt2-ssmax
+  ssmax convert Qwen/Qwen2.5-0.5B ./qwen-ssmax
   ssmax convert ./llama ./llama-ssmax --variant bias --init identity
   ssmax convert ./qwen ./qwen-ssmax --init const --s 0.43 --layers 0-11 --dtype bf16 --shard-size 2GB
   ssmax convert ./gpt2-ssmax ./gpt2-again --reinit --variant fixed
   ssmax convert ./gpt2-ssmax ./gpt2-plain --revert`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			o.Src, o.Dst = args[0], args[1]
 			var err error
+			if o.Src, err = modelPath(c, args[0]); err != nil {
+				return err
+			}
+			o.SrcName = args[0]
+			o.Dst = args[1]
 			if o.Variant, err = attnscale.ParseSSMax(variant); err != nil {
 				return fmt.Errorf("--variant: %w", err)
 			}

@@ -15,7 +15,7 @@ import (
 // registerCheckpointFlags registers the options every eval subcommand
 // shares: the models and how to read them, and --out.
 func registerCheckpointFlags(fs *pflag.FlagSet, ck *eval.Checkpoints, out *string) {
-	fs.StringSliceVar(&ck.Models, "model", nil, "checkpoint directory (repeat, or comma-separate, for several models)")
+	fs.StringSliceVar(&ck.Models, "model", nil, "checkpoint directory or Hugging Face model id (org/name[@revision]) in the local cache (repeat, or comma-separate, for several models)")
 	fs.Float64Var(&ck.RoPEThetaScale, "rope-theta-scale", 1, "multiply RoPE theta by this factor (the paper used 50 beyond the training length)")
 	fs.StringVar(&ck.Tokenizer, "tokenizer", "auto", "tokenizer: auto (the checkpoint's files, or bytes when it was trained on bytes), bytes, or a tokenizer.json path")
 	fs.StringVar(out, "out", "", "directory for the JSON, CSV and PNG reports")
@@ -38,15 +38,30 @@ type evalReport interface {
 	Save(dir string) ([]string, error)
 }
 
-// runEval runs one evaluation: it gives ck the command's logger and a
-// progress bar per model (described by kind and the model's label), calls
-// evaluate, prints the report's table and, with --out, writes its files.
+// runEval runs one evaluation: it takes the lock of --out (one run per
+// output directory), gives ck the command's logger and a progress bar per
+// model (described by kind and the model's label), calls evaluate, prints
+// the report's table and, with --out, writes its files.
 func runEval(c *cobra.Command, kind string, ck *eval.Checkpoints, out string, evaluate func() (evalReport, error)) error {
 	ck.Logger = logger(c)
+	// Models are labelled by what was given (a model id's name, not its
+	// snapshot hash) and read from where it resolves.
+	ck.Labels = eval.ModelLabels(ck.Models)
+	var err error
+	if ck.Models, err = modelPaths(c, ck.Models); err != nil {
+		return err
+	}
 	var (
 		bar     *progressbar.ProgressBar
 		current string
 	)
+	if out != "" {
+		release, err := eval.LockOut(out)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	ck.Progress = func(model string, done, total int) {
 		if bar == nil || model != current {
 			finishProgress(bar)

@@ -17,7 +17,7 @@ func newInspectCommand() *cobra.Command {
 		ro       arch.ResolveOptions
 	)
 	c := &cobra.Command{
-		Use:   "inspect PATH",
+		Use:   "inspect PATH|ORG/NAME[@REVISION]",
 		Short: "Describe a checkpoint: architecture, shapes, dtypes, parameters, SSMax state",
 		Long: `Describe a checkpoint directory (config.json + safetensors weights, single or
 sharded) or a single .safetensors file with --model-config: family, layers,
@@ -25,16 +25,22 @@ heads, head_dim, hidden and vocabulary sizes, context, RoPE theta, dtypes,
 parameter count, bytes on disk, shards, tokenizer files, and the SSMax state of
 a converted checkpoint (variant, init, per-layer min/mean/max of s and b).
 Every weight file is validated; a malformed one is an error naming the file,
-the tensor and the rule it breaks.`,
+the tensor and the rule it breaks. PATH may be a Hugging Face model id
+(org/name or org/name@revision) in the local hub cache.`,
 		Example: `  ssmax inspect ./gpt2
   ssmax inspect ./llama-ssmax --json
+  ssmax inspect Qwen/Qwen2.5-0.5B
   ssmax inspect model.safetensors --model-config config.json --tensors`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if resolved {
-				return writeResolved(c, args[0], opts.ConfigPath, ro)
+			path, err := modelPath(c, args[0])
+			if err != nil {
+				return err
 			}
-			r, err := inspect.Run(args[0], opts)
+			if resolved {
+				return writeResolved(c, path, opts.ConfigPath, ro)
+			}
+			r, err := inspect.Run(path, opts)
 			if err != nil {
 				return err
 			}

@@ -190,10 +190,14 @@ uninterrupted run.`,
 			if cfg.Model == "" {
 				return fmt.Errorf("finetune needs --model DIR")
 			}
+			var err error
+			if cfg.Model, err = modelPath(c, cfg.Model); err != nil {
+				return err
+			}
 			return runTraining(c, cfg, &s, &b, &e)
 		},
 	}
-	c.Flags().StringVar(&cfg.Model, "model", "", "checkpoint directory to fine-tune")
+	c.Flags().StringVar(&cfg.Model, "model", "", "checkpoint directory to fine-tune, or a Hugging Face model id (org/name[@revision]) in the local cache")
 	trainFlags(c.Flags(), &cfg, &s, &b)
 	engineFlags(c.Flags(), &e)
 	return c

@@ -12,6 +12,7 @@ import (
 	"github.com/ssmax/ssmax/attnscale"
 	"github.com/ssmax/ssmax/checkpoint"
 	"github.com/ssmax/ssmax/internal/atomicfile"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/safetensors"
 )
 
@@ -53,6 +54,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockDst(o.Dst, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	err = checkpoint.Write(ctx, o.Dst, *out, checkpoint.WriteOptions{Replace: o.Force, Progress: o.Progress})
 	if errors.Is(err, atomicfile.ErrExists) {
 		return nil, fmt.Errorf("destination %s appeared while converting (use --force to replace it)", o.Dst)
@@ -62,6 +68,28 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Dst = o.Dst
 	return res, nil
+}
+
+// lockDst takes the lock of the destination (package outlock: the hidden
+// file .NAME.ssmax.lock beside it, never inside the checkpoint), so that
+// two conversions to one destination do not both proceed: the second fails
+// at once naming the first's pid. Holding it, it removes the temporary
+// directories of dst a killed conversion left behind, and checks again
+// that dst does not exist (it may have been written since checkPaths).
+func lockDst(dst string, force bool) (*outlock.Lock, error) {
+	lock, err := outlock.Path(dst)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.RemoveTemporaries(dst); err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("remove what an interrupted conversion left beside %s: %w", dst, err)
+	}
+	if _, err := os.Lstat(dst); err == nil && !force {
+		lock.Release()
+		return nil, fmt.Errorf("destination %s exists (use --force to replace it)", dst)
+	}
+	return lock, nil
 }
 
 // checkPaths refuses a destination that is the source, lies inside it, or

@@ -11,12 +11,16 @@ import (
 func modelCard(src *checkpoint.Checkpoint, res *Result, o *Options) []byte {
 	var b strings.Builder
 	b.WriteString("# SSMax checkpoint\n\n")
+	from := "`" + src.Path + "`"
+	if o.SrcName != "" && o.SrcName != src.Path {
+		from = "`" + o.SrcName + "` (`" + src.Path + "`)"
+	}
 	switch {
 	case o.Revert:
-		fmt.Fprintf(&b, "Plain softmax checkpoint reverted by ssmax from `%s`: the SSMax parameters and the `ssmax` config object were removed.\n", src.Path)
+		fmt.Fprintf(&b, "Plain softmax checkpoint reverted by ssmax from %s: the SSMax parameters and the `ssmax` config object were removed.\n", from)
 	default:
 		sc := res.SSMax
-		fmt.Fprintf(&b, "Converted by ssmax from `%s` to Scalable-Softmax attention (Nakanishi 2025, arXiv 2501.19399):\n", src.Path)
+		fmt.Fprintf(&b, "Converted by ssmax from %s to Scalable-Softmax attention (Nakanishi 2025, arXiv 2501.19399):\n", from)
 		b.WriteString("attention logits are multiplied by ")
 		switch sc.Variant {
 		case "ssmax":

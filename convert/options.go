@@ -29,6 +29,10 @@ const (
 type Options struct {
 	// Src is a checkpoint directory or a .safetensors file; Dst a directory.
 	Src, Dst string
+	// SrcName, if not empty, is how the source was named when that is not
+	// Src (a Hugging Face model id resolved to a cache snapshot); the
+	// model card gives both.
+	SrcName string
 	// ConfigPath is the source config.json when Src is a lone .safetensors file.
 	ConfigPath string
 	// Variant is the SSMax variant to add.

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/dlclark/regexp2"
-	"golang.org/x/text/unicode/norm"
 )
 
 // LoadTokenizer reads the tokenizer of a checkpoint directory with
@@ -351,48 +350,35 @@ func (pc *preConfig) splitter() splitter {
 	return chainSplitter(pc.splitters)
 }
 
-// parseNormalizer supports null, NFC, NFD, NFKC, NFKD and Sequences of them.
+// parseNormalizer builds the normalizer of a byte-level BPE tokenizer.json
+// with the general pipeline's parser (parseTextNormalizer); SentencePiece's
+// Prepend and Replace, anywhere in it, send the file to that pipeline
+// instead (errSentencePiece).
 func parseNormalizer(raw json.RawMessage) (func(string) string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var c hfComponent
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("normalizer: %w", err)
-	}
-	switch c.Type {
-	case "NFC":
-		return norm.NFC.String, nil
-	case "NFD":
-		return norm.NFD.String, nil
-	case "NFKC":
-		return norm.NFKC.String, nil
-	case "NFKD":
-		return norm.NFKD.String, nil
-	case "Sequence":
-		var fs []func(string) string
-		for _, n := range c.Normalizers {
-			f, err := parseNormalizer(n)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				fs = append(fs, f)
-			}
-		}
-		if len(fs) == 0 {
-			return nil, nil
-		}
-		return func(s string) string {
-			for _, f := range fs {
-				s = f(s)
-			}
-			return s
-		}, nil
-	case "Prepend", "Replace":
+	if sentencePieceNormalizer(raw) {
 		return nil, errSentencePiece
 	}
-	return nil, fmt.Errorf("normalizer type %q is not supported", c.Type)
+	return parseTextNormalizer(raw)
+}
+
+// sentencePieceNormalizer reports whether a normalizer (or a Sequence of
+// them, at any depth) is SentencePiece's Prepend or Replace.
+func sentencePieceNormalizer(raw json.RawMessage) bool {
+	var c hfComponent
+	if len(raw) == 0 || json.Unmarshal(raw, &c) != nil {
+		return false
+	}
+	switch c.Type {
+	case "Prepend", "Replace":
+		return true
+	case "Sequence":
+		for _, n := range c.Normalizers {
+			if sentencePieceNormalizer(n) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // newBPEModel builds a model from a byte-level vocab and merges.

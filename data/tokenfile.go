@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/ssmax/ssmax/internal/atomicfile"
-	"golang.org/x/sys/unix"
 )
 
 // TokenFormat is the layout of a token file.
@@ -75,8 +74,9 @@ func (t uint32Tokens) Read(dst []int, off int) {
 	}
 }
 
-// TokenFile is a memory-mapped, read-only token file. It is a TokenSource
-// and is safe for concurrent reads; Close unmaps it.
+// TokenFile is a memory-mapped, read-only token file (read into memory on
+// systems without mmap: mmap_other.go). It is a TokenSource and is safe
+// for concurrent reads; Close unmaps it.
 type TokenFile struct {
 	path   string
 	format TokenFormat
@@ -105,13 +105,13 @@ func OpenTokenFile(path string, format TokenFormat) (*TokenFile, error) {
 	if size > math.MaxInt {
 		return nil, fmt.Errorf("%s: too large to map", path)
 	}
-	mapped, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	mapped, err := mapFile(f, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
 	tf := &TokenFile{path: path, mapped: mapped}
 	if err := tf.parse(format); err != nil {
-		_ = unix.Munmap(mapped)
+		_ = unmapFile(mapped)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return tf, nil
@@ -206,7 +206,7 @@ func (f *TokenFile) Close() error {
 	if f.mapped == nil {
 		return nil
 	}
-	err := unix.Munmap(f.mapped)
+	err := unmapFile(f.mapped)
 	f.mapped, f.toks, f.n = nil, nil, 0
 	if err != nil {
 		return fmt.Errorf("%s: munmap: %w", f.path, err)

@@ -447,8 +447,15 @@ func TestLoadTokenizerChainAndNormalizers(t *testing.T) {
 			t.Errorf("normalizer %s: %v", n, err)
 		}
 	}
-	if _, err := parseNormalizer([]byte(`{"type":"Lowercase"}`)); err == nil || !strings.Contains(err.Error(), "Lowercase") {
+	// The byte-level path shares the tokenizer.json pipeline's normalizers.
+	if f, err := parseNormalizer([]byte(`{"type":"Lowercase"}`)); err != nil || f == nil || f("ÀbC") != "àbc" {
+		t.Errorf("Lowercase normalizer: %v", err)
+	}
+	if _, err := parseNormalizer([]byte(`{"type":"BertNormalizer"}`)); err == nil || !strings.Contains(err.Error(), "BertNormalizer") {
 		t.Errorf("unsupported normalizer: %v", err)
+	}
+	if _, err := parseNormalizer([]byte(`{"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Prepend","prepend":"▁"}]}`)); err != errSentencePiece {
+		t.Errorf("SentencePiece normalizer inside a Sequence: %v", err)
 	}
 	if f, err := parseNormalizer([]byte(`{"type":"Sequence","normalizers":[]}`)); err != nil || f != nil {
 		t.Errorf("empty sequence: %v", err)

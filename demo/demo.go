@@ -19,6 +19,7 @@ import (
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/finetune"
 	"github.com/ssmax/ssmax/internal/atomicfile"
+	"github.com/ssmax/ssmax/internal/outlock"
 )
 
 //go:embed base/config.json base/model.safetensors
@@ -83,6 +84,11 @@ func (o *Options) log(format string, a ...any) {
 
 // Run performs the demo.
 func Run(ctx context.Context, o Options) (*Report, error) {
+	lock, err := outlock.Path(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	if err := prepareOut(o.Out); err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -15,8 +17,10 @@ import (
 // over, one after the other, and how they are read.
 type Checkpoints struct {
 	// Models are checkpoint directories, labelled in tables and plots by
-	// ModelLabels.
+	// Labels, or by ModelLabels(Models) when Labels is nil.
 	Models []string
+	// Labels, if not nil, are the models' labels (one per model).
+	Labels []string
 	// RoPEThetaScale multiplies RoPE theta, to read a model beyond its
 	// training length (0 means 1).
 	RoPEThetaScale float64
@@ -105,7 +109,13 @@ type labelled interface {
 // labelling its result; each model is dropped before the next is opened.
 // An error names the model it came from.
 func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx context.Context, lm *loadedModel) (R, error)) ([]R, error) {
-	labels := ModelLabels(c.Models)
+	labels := c.Labels
+	if labels == nil {
+		labels = ModelLabels(c.Models)
+	}
+	if len(labels) != len(c.Models) {
+		return nil, fmt.Errorf("%d labels for %d models", len(labels), len(c.Models))
+	}
 	var out []R
 	for i, path := range c.Models {
 		if err := ctx.Err(); err != nil {
@@ -123,6 +133,29 @@ func evaluate[R labelled](ctx context.Context, c *Checkpoints, one func(ctx cont
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// LockOut takes the lock of the report directory dir (package outlock),
+// creating it as mkdir does, so that two evaluations writing one --out do
+// not both proceed: the second fails at once, naming the first's pid. Take
+// it before evaluating and call release when done: it removes the lock
+// file, and dir itself when LockOut created it and nothing was written
+// into it (the evaluation failed).
+func LockOut(dir string) (release func(), err error) {
+	_, statErr := os.Stat(dir)
+	lock, err := outlock.Dir(dir)
+	if errors.Is(err, outlock.ErrBusy) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--out %s: %w", dir, err)
+	}
+	return func() {
+		lock.Release()
+		if statErr != nil {
+			os.Remove(dir) // fails, as it should, once the report is in it
+		}
+	}, nil
 }
 
 // saveReport creates dir as mkdir does (0777 less the umask) and writes an

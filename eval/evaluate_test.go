@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -168,33 +167,5 @@ func TestEvaluationOptionErrors(t *testing.T) {
 				t.Errorf("error %v, want one naming %q", err, tc.want)
 			}
 		})
-	}
-}
-
-// TestSaveCreatesOutAsMkdir: Save creates --out with 0777 less the umask,
-// as mkdir does, and returns the files it wrote.
-func TestSaveCreatesOutAsMkdir(t *testing.T) {
-	defer setUmask(0o002)()
-	dir := filepath.Join(t.TempDir(), "new", "out")
-	files, err := (&LengthReport{Models: sampleLength()}).Save(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range []string{"length.json", "length.csv", "length.png"} {
-		if i >= len(files) || files[i] != filepath.Join(dir, name) {
-			t.Fatalf("files %v, want %s first", files, name)
-		}
-		if _, err := os.Stat(files[i]); err != nil {
-			t.Error(err)
-		}
-	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		st, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Mode().Perm() != 0o775 {
-			t.Errorf("%s: mode %v, want 0775 under umask 002", d, st.Mode().Perm())
-		}
 	}
 }

@@ -4,6 +4,7 @@
 package eval
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -14,13 +15,71 @@ import (
 
 // Score is the next-token negative log-likelihood of a token sequence.
 type Score struct {
-	// Tokens is the number of tokens scored (predictions: len(ids) - 1).
+	// Tokens is the number of tokens scored (predictions: len(ids) - 1 in
+	// one window).
 	Tokens int `json:"tokens"`
-	// MeanLoss is the mean NLL in nats; Perplexity is exp(MeanLoss).
+	// MeanLoss is the mean NLL in nats over the scored tokens; Perplexity
+	// is exp(MeanLoss).
 	MeanLoss   float64 `json:"mean_loss"`
 	Perplexity float64 `json:"perplexity"`
-	// NLL[i] is -log p(ids[i+1] | ids[:i+1]).
-	NLL []float64 `json:"nll"`
+	// NLL[i] is -log p(ids[i+1] | context), the context being ids[:i+1]
+	// in one window, or the part of it in the window that scored ids[i+1]
+	// (ScoreStrided); NaN (JSON null) for a token no window scored.
+	NLL NLLs `json:"nll"`
+	// Windows is the number of forward passes (windows) the score took;
+	// Window and Stride are their length and step (ScoreStrided).
+	Windows int `json:"windows"`
+	Window  int `json:"window"`
+	Stride  int `json:"stride"`
+}
+
+// NLLs are per-token losses whose NaN entries (tokens not scored) are JSON
+// nulls.
+type NLLs []float64
+
+// MarshalJSON writes NaN as null.
+func (n NLLs) MarshalJSON() ([]byte, error) {
+	if n == nil {
+		return []byte("null"), nil
+	}
+	b := make([]byte, 0, 2+20*len(n))
+	b = append(b, '[')
+	for i, x := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(x) {
+			b = append(b, "null"...)
+			continue
+		}
+		v, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, v...)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads null as NaN.
+func (n *NLLs) UnmarshalJSON(b []byte) error {
+	var raw []*float64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*n = nil
+		return nil
+	}
+	out := make(NLLs, len(raw))
+	for i, p := range raw {
+		out[i] = math.NaN()
+		if p != nil {
+			out[i] = *p
+		}
+	}
+	*n = out
+	return nil
 }
 
 // ScoreTokens computes the next-token NLL of every position of ids, one
@@ -34,7 +93,7 @@ func ScoreTokens(m *model.Model, ids []int) (*Score, error) {
 		return nil, err
 	}
 	nll = nll[:len(ids)-1]
-	s := &Score{Tokens: len(nll), NLL: nll}
+	s := &Score{Tokens: len(nll), NLL: nll, Windows: 1, Window: len(ids), Stride: len(ids)}
 	for _, x := range nll {
 		s.MeanLoss += x
 	}
@@ -85,5 +144,5 @@ func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error)
 	head := m.HeadParam().Value().(*mat.Dense[float32]).Data().F32()
 	// The fused kernel projects a block of positions onto the vocabulary at
 	// a time: no [tokens, vocab] matrix.
-	return kernels.LinearNLL(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets), nil
+	return kernels.LinearNLLSoftcap(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets, float32(m.Spec.FinalSoftcap)), nil
 }

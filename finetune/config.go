@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/ssmax/ssmax/arch"
@@ -97,8 +98,12 @@ func (c *Config) Validate() error {
 	if c.Steps <= 0 && c.TokenBudget <= 0 {
 		return fmt.Errorf("--steps or --tokens must be positive")
 	}
-	if c.LR <= 0 || c.MinLR < 0 || c.MinLR > c.LR {
-		return fmt.Errorf("learning rates: want 0 <= --min-lr <= --lr and --lr > 0, got %g and %g", c.MinLR, c.LR)
+	if c.SSMaxLR < 0 || math.IsNaN(c.SSMaxLR) || math.IsInf(c.SSMaxLR, 0) {
+		return fmt.Errorf("--ssmax-lr %g: want a finite rate, 0 for --lr", c.SSMaxLR)
+	}
+	// A NaN rate fails the comparisons and is refused.
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) || !(c.MinLR >= 0) || c.MinLR > c.LR {
+		return fmt.Errorf("learning rates: want 0 <= --min-lr <= --lr and a finite --lr > 0, got %g and %g", c.MinLR, c.LR)
 	}
 	switch c.Schedule {
 	case "cosine", "linear", "constant":

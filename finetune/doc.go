@@ -8,7 +8,10 @@
 // trainer.loop: data -> forward -> loss -> backward -> clip -> step -> log
 // -> checkpoint. The switch to SSMax is in switch.go. Checkpoints
 // (state.go) are complete model directories plus the trainer state, so a
-// run resumes exactly where it stopped.
+// run resumes exactly where it stopped. A run holds the lock of its output
+// directory (OUT/.ssmax.lock, package outlock) from start to end, so a
+// second run on it fails at once; a non-finite loss, gradient norm or
+// weight stops a run before any checkpoint could hold it.
 //
 // RunTorch (torch.go) hands the same run to PyTorch's distributed launcher
 // instead: it checks and prepares everything here (torchprep.go: the

@@ -26,11 +26,7 @@ func TestKillAndResume(t *testing.T) {
 		t.Skip("builds ssmax and trains three small runs")
 	}
 	base := t.TempDir()
-	bin := filepath.Join(base, "ssmax")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := ssmaxBinary(t)
 	args := func(out string, extra ...string) []string {
 		return append([]string{"--quiet", "pretrain", "--arch", "../configs/models/gpt2-rope-tiny.yaml",
 			"--data", goText(), "--glob", "*.go", "--out", out, "--steps", "40", "--batch-size", "2", "--seq-len", "64",

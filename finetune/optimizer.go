@@ -203,14 +203,20 @@ func (o *optimizer) step(lr float64) error {
 			stepped = append(stepped, p)
 		}
 	}
+	nonFinite := make([]bool, len(chunks))
 	parallelChunks(len(chunks), func(i int) {
 		c := chunks[i]
 		st := c.p.State.(*adam.State)
-		fusedAdam(c.g.adam, c.p.Values()[c.lo:c.hi], gradOf(c.p)[c.lo:c.hi],
+		nonFinite[i] = !fusedAdam(c.g.adam, c.p.Values()[c.lo:c.hi], gradOf(c.p)[c.lo:c.hi],
 			st.V.Data().F32()[c.lo:c.hi], st.M.Data().F32()[c.lo:c.hi], factor)
 	})
 	for _, p := range stepped {
 		p.ZeroGrad()
+	}
+	for i, bad := range nonFinite {
+		if bad {
+			return fmt.Errorf("the update made %s non-finite (learning rate %g)", chunks[i].p.Name, chunks[i].g.adam.StepSize)
+		}
 	}
 	return nil
 }
@@ -244,13 +250,15 @@ func adamState(p *model.Param) (*adam.State, error) {
 //	d = v / (√m + ε)            (+ w·λ for AdamW, λ != 0)
 //	w = w − d·α
 //
-// with the constants rounded to float32 as spago's matfuncs do.
-func fusedAdam(a *adam.Adam, w, g, v, m []float32, factor float32) {
+// with the constants rounded to float32 as spago's matfuncs do. It reports
+// whether every updated weight is finite.
+func fusedAdam(a *adam.Adam, w, g, v, m []float32, factor float32) (finite bool) {
 	b1, ob1 := float32(a.Beta1), float32(1.0-a.Beta1)
 	b2, ob2 := float32(a.Beta2), float32(1.0-a.Beta2)
 	eps, alpha, lambda := float32(a.Epsilon), float32(a.Alpha), float32(a.Lambda)
 	decay := a.Lambda != 0.0
 	g, v, m = g[:len(w)], v[:len(w)], m[:len(w)]
+	nonFinite := 0
 	for i, wi := range w {
 		gi := g[i]
 		if factor != 1 {
@@ -262,9 +270,14 @@ func fusedAdam(a *adam.Adam, w, g, v, m []float32, factor float32) {
 		if decay {
 			d = d + float32(wi*lambda)
 		}
-		w[i] = wi - float32(d*alpha)
+		nw := wi - float32(d*alpha)
+		w[i] = nw
 		v[i], m[i] = vi, mi
+		if math.Float32bits(nw)&0x7f800000 == 0x7f800000 { // all exponent bits set: Inf or NaN
+			nonFinite++
+		}
 	}
+	return nonFinite == 0
 }
 
 // stateTensors returns the moments of every parameter as F32 tensors named

@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -96,9 +98,19 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	}
 	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
-	// --out gets what mkdir gives it: 0777 less the umask.
-	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
+	// One run per output directory: a second run on it fails here, before
+	// it reads or writes anything. --out gets what mkdir gives it: 0777
+	// less the umask.
+	lock, err := outlock.Dir(cfg.Out)
+	if errors.Is(err, outlock.ErrBusy) {
+		return nil, err
+	}
+	if err != nil {
 		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
+	}
+	defer lock.Release()
+	if err := removeLeftovers(cfg.Out); err != nil {
+		return nil, err
 	}
 	resumeFrom, err := t.setupModel()
 	if err != nil {
@@ -162,26 +174,32 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			}
 		}
 		start := time.Now()
+		// Errors name the step being made as metrics.jsonl numbers it
+		// (t.step+1); a non-finite loss, gradient or weight stops the run
+		// before anything saves it.
 		lr := LearningRate(c.Schedule, t.step, c.Warmup, t.total, c.LR, c.MinLR)
 		var lossSum float64
 		for micro := 0; micro < c.GradAccum; micro++ {
 			b := t.train.Next()
 			loss, err := t.m.Loss(model.Input{IDs: b.Inputs, Segments: b.Segments}, b.Targets)
 			if err != nil {
-				return nil, fmt.Errorf("step %d: %w", t.step, err)
+				return nil, fmt.Errorf("step %d: %w", t.step+1, err)
 			}
 			if err := ag.Backward(loss); err != nil {
-				return nil, fmt.Errorf("step %d: backward: %w", t.step, err)
+				return nil, fmt.Errorf("step %d: backward: %w", t.step+1, err)
 			}
 			lossSum += loss.Value().Item().F64()
 		}
 		lastLoss = lossSum / float64(c.GradAccum)
 		if math.IsNaN(lastLoss) || math.IsInf(lastLoss, 0) {
-			return nil, fmt.Errorf("step %d: loss is %v; lower --lr or check the data", t.step, lastLoss)
+			return nil, fmt.Errorf("step %d: loss is %v; lower --lr or check the data", t.step+1, lastLoss)
 		}
 		norm := t.opt.scaleAndClip(c.GradAccum, c.ClipNorm)
+		if math.IsNaN(norm) || math.IsInf(norm, 0) {
+			return nil, fmt.Errorf("step %d: gradient norm is %v; lower --lr or check the data", t.step+1, norm)
+		}
 		if err := t.opt.step(lr); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("step %d: %w; lower --lr", t.step+1, err)
 		}
 		t.step++
 		t.tokens += c.tokensPerStep()

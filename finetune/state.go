@@ -49,12 +49,16 @@ func stepDirName(step int) string { return fmt.Sprintf("%s%06d", stepDirPrefix, 
 func saveStep(out string, name string, m *model.Model, opt *optimizer, st trainerState) error {
 	partial := filepath.Join(out, "."+name+".partial")
 	os.RemoveAll(partial)
-	if err := m.Save(partial, model.SaveOptions{}); err != nil {
-		return fmt.Errorf("save %s: %w", name, err)
-	}
+	// A write error names the file by its final path, OUT/NAME/...
 	fail := func(err error) error {
 		os.RemoveAll(partial)
+		if e, ok := err.(*atomicfile.Error); ok {
+			return atomicfile.Relocate(e, partial, filepath.Join(out, name))
+		}
 		return fmt.Errorf("save %s: %w", name, err)
+	}
+	if err := m.Save(partial, model.SaveOptions{}); err != nil {
+		return fail(err)
 	}
 	sd := filepath.Join(partial, stateDir)
 	if err := os.Mkdir(sd, 0o777); err != nil {
@@ -84,6 +88,27 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 	}
 	if err := atomicfile.CommitDir(partial, filepath.Join(out, name), true); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// removeLeftovers removes from out what a run killed while saving left
+// behind: hidden .NAME.partial step directories and the temporary
+// siblings of package atomicfile. The caller holds out's lock, so no other
+// run is writing them.
+func removeLeftovers(out string) error {
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		partial := strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".partial")
+		if partial || atomicfile.IsTemporary(name, "") {
+			if err := os.RemoveAll(filepath.Join(out, name)); err != nil {
+				return fmt.Errorf("remove what an interrupted run left in %s: %w", out, err)
+			}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/checkpoint"
+	"github.com/ssmax/ssmax/internal/outlock"
 	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 )
@@ -104,7 +106,21 @@ func RunTorch(ctx context.Context, cfg Config, o TorchOptions, hooks Hooks) (*Re
 		return nil, err
 	}
 	t := &trainer{cfg: cfg, hooks: hooks, total: cfg.totalSteps()}
-	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
+	// One run per output directory, as Run: node 0 holds OUT's lock (the
+	// other nodes of a run share OUT and write only OUT/torch/node<R>).
+	if o.NodeRank == 0 {
+		lock, err := outlock.Dir(cfg.Out)
+		if errors.Is(err, outlock.ErrBusy) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
+		}
+		defer lock.Release()
+		if err := removeLeftovers(cfg.Out); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
 		return nil, fmt.Errorf("--out %s: %w", cfg.Out, err)
 	}
 	node := filepath.Join(cfg.Out, torchDir, "node"+strconv.Itoa(o.NodeRank))

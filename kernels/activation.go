@@ -115,14 +115,14 @@ func (f *activationFn) names() (op, x string) {
 	return "GLU", "gate"
 }
 
-func (f *activationFn) needsGrad() bool {
+func (f *activationFn) requiresGrad() bool {
 	return f.x.RequiresGrad() || (f.up != nil && f.up.RequiresGrad())
 }
 
 func (f *activationFn) Forward() (mat.Tensor, error) {
 	op, xName := f.names()
 	if !f.act.Valid() {
-		return nil, shapeError(op, "invalid activation %v", f.act)
+		return nil, opError(op, "invalid activation %v", f.act)
 	}
 	x, r, c, err := dense(op, xName, f.x)
 	if err != nil {
@@ -135,11 +135,11 @@ func (f *activationFn) Forward() (mat.Tensor, error) {
 			return nil, err
 		}
 		if r != ur || c != uc {
-			return nil, shapeError(op, "shapes differ: gate is [%d,%d], up is [%d,%d]", r, c, ur, uc)
+			return nil, opError(op, "shapes differ: gate is [%d,%d], up is [%d,%d]", r, c, ur, uc)
 		}
 	}
 	y := f.keep(newMatrix(r, c))
-	if f.act.saves() && f.needsGrad() {
+	if f.act.saves() && f.requiresGrad() {
 		f.saved = getF32(len(x))
 	}
 	activationForward(f.act, y.Data().F32(), f.saved, x, u)
@@ -148,7 +148,7 @@ func (f *activationFn) Forward() (mat.Tensor, error) {
 
 func (f *activationFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
-	if !f.needsGrad() || (f.act.saves() && f.saved == nil) {
+	if !f.requiresGrad() || (f.act.saves() && f.saved == nil) {
 		return nil
 	}
 	op, xName := f.names()
@@ -159,7 +159,7 @@ func (f *activationFn) Backward(gy mat.Tensor) error {
 	}
 	dy := gradData(gy)
 	if len(dy) != len(x) {
-		return shapeError(op, "output gradient has %d values, want %d", len(dy), len(x))
+		return opError(op, "output gradient has %d values, want %d", len(dy), len(x))
 	}
 	var dx, du []float32
 	if f.x.RequiresGrad() {

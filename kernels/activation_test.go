@@ -106,7 +106,7 @@ func TestActivationInference(t *testing.T) {
 				} else {
 					y = Activate(px, a)
 				}
-				if _, isNode := y.(*mat.Dense[float32]); isNode == grad {
+				if _, plain := y.(*mat.Dense[float32]); plain == grad { // a graph node exactly when gradients are on
 					t.Errorf("%v gated %v: requires grad %v, result %T", a, gated, grad, y)
 				}
 				return y.Value().Data().F32()

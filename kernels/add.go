@@ -27,7 +27,7 @@ func (f *addFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if ar != br || ac != bc {
-		return nil, shapeError("Add", "shapes differ: a is [%d,%d], b is [%d,%d]", ar, ac, br, bc)
+		return nil, opError("Add", "shapes differ: a is [%d,%d], b is [%d,%d]", ar, ac, br, bc)
 	}
 	out := f.keep(newMatrix(ar, ac))
 	addInto(out.Data().F32(), a, b)

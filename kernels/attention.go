@@ -140,8 +140,8 @@ func (c AttentionConfig) keysSeen(p int) int {
 // required by SSMax and Bias, b by Bias; otherwise they are ignored and may be
 // nil. Gradients flow to q, k, v, s and b.
 //
-// The computation is blockwise (flash-attention style, see attentionFwd and
-// attentionBwd) with the products done by gemm: memory is O(T·HeadDim), no
+// The computation is blockwise (flash-attention style, see blockwiseForward and
+// blockwiseBackward) with the products done by gemm: memory is O(T·HeadDim), no
 // [T,T] matrix is built, and with a window the blocks of keys no query of
 // a block sees are skipped (cost O(T·Window) instead of O(T²)). The
 // forward pass keeps the log-sum-exp of every (head, row); the backward
@@ -186,7 +186,7 @@ type attentionFn struct {
 	// Saved for the backward pass (nil when no operand requires a
 	// gradient): the log-sum-exp and the logit factor c_t·scale of
 	// every (head, row), index h*T+t.
-	lse, fac []float32
+	lse, rowScale []float32
 }
 
 func (f *attentionFn) Operands() []mat.Tensor {
@@ -251,7 +251,7 @@ func (f *attentionFn) operands() (rows int, q, k, v colBlock, err error) {
 			return 0, q, k, v, fmt.Errorf("kernels.AttentionQKV: %w", err)
 		}
 		if c != qw+2*kw {
-			return 0, q, k, v, shapeError("AttentionQKV", "qkv is [%d,%d], want [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+			return 0, q, k, v, opError("AttentionQKV", "qkv is [%d,%d], want [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
 				r, c, qw+2*kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
 		}
 		return r, colBlock{x, c, 0}, colBlock{x, c, qw}, colBlock{x, c, qw + kw}, nil
@@ -272,7 +272,7 @@ func (f *attentionFn) operands() (rows int, q, k, v colBlock, err error) {
 		return 0, q, k, v, err
 	}
 	if qc != qw || kc != kw || vc != kw || kr != qr || vr != qr {
-		return 0, q, k, v, shapeError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
+		return 0, q, k, v, opError("Attention", "q is [%d,%d], k is [%d,%d], v is [%d,%d]; want q [T,%d] and k, v [T,%d] (Heads=%d, KVHeads=%d, HeadDim=%d)",
 			qr, qc, kr, kc, vr, vc, qw, kw, cfg.Heads, cfg.KVHeads, cfg.HeadDim)
 	}
 	return qr, colBlock{qd, qw, 0}, colBlock{kd, kw, 0}, colBlock{vd, kw, 0}, nil
@@ -297,7 +297,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		f.rope = newRoPERows(cfg.RoPE.Positions, T, cfg.RoPE.params(d))
 	}
 
-	fac := getF32(H * T)
+	rowScale := getF32(H * T)
 	scale := cfg.logitScale()
 	for h := 0; h < H; h++ {
 		var sh, bh float32
@@ -309,7 +309,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		}
 		for _, sg := range f.segs {
 			for t := sg[0]; t < sg[1]; t++ {
-				fac[h*T+t] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(t-sg[0]))) * scale)
+				rowScale[h*T+t] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(t-sg[0]))) * scale)
 			}
 		}
 	}
@@ -323,11 +323,11 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	for i, sg := range f.segs {
 		segs[i] = attnSegment{q0: sg[0], nq: sg[1] - sg[0], k0: sg[0]}
 	}
-	attentionForward(qs, ks, vs, f.rope, T, T, H, KVH, d, cfg.Window, cfg.Softcap, fac, f.out, lse, segs)
+	attentionForward(qs, ks, vs, f.rope, T, T, H, KVH, d, cfg.Window, cfg.Softcap, rowScale, f.out, lse, segs)
 	if grad {
-		f.lse, f.fac = lse, fac
+		f.lse, f.rowScale = lse, rowScale
 	} else {
-		putF32(fac)
+		putF32(rowScale)
 		f.releaseRoPE()
 	}
 	return y, nil
@@ -345,7 +345,7 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	cfg := f.cfg
 	g := gradData(gy)
 	if len(g) != len(f.out) {
-		return shapeError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
+		return opError("Attention", "output gradient has %d values, want %d", len(g), len(f.out))
 	}
 	if f.lse == nil {
 		return nil // no operand requires a gradient
@@ -373,15 +373,15 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		dqs, dks, dvs = colBlock{dq, qw, 0}, colBlock{dk, kw, 0}, colBlock{dv, kw, 0}
 	}
 	dc := getF64Zero(H * T) // dL/dc_t per (head, row)
-	attentionBwd(&attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: T, rowsK: T, heads: H, kvHeads: KVH, d: d,
-		window: cfg.Window, softcap: cfg.Softcap, fac: f.fac, out: f.out, lse: f.lse},
+	blockwiseBackward(&attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: T, rowsK: T, heads: H, kvHeads: KVH, d: d,
+		window: cfg.Window, softcap: cfg.Softcap, rowScale: f.rowScale, out: f.out, lse: f.lse},
 		f.segs, g, dqs, dks, dvs, f.rope, cfg.logitScale(), dc)
 	putF32(qh)
 	putF32(kh)
 	putF32(vh)
 	putF32(f.lse)
-	putF32(f.fac)
-	f.lse, f.fac = nil, nil
+	putF32(f.rowScale)
+	f.lse, f.rowScale = nil, nil
 	f.releaseRoPE()
 	give := func(t mat.Tensor, g []float32) {
 		if t.RequiresGrad() {
@@ -453,7 +453,7 @@ func packHeadRange(dst []float32, x colBlock, rows, heads, h0, h1, d int, rope *
 }
 
 // packKeyChunks packs the keys of kv head kvh for the forward pass: every
-// chunk of attnFwdK keys of a segment (from the segment's first key row; the
+// chunk of forwardKeyChunk keys of a segment (from the segment's first key row; the
 // last one shorter), rows [r0, r0+n), is stored transposed at dst[r0*d:]
 // as [d][n], so that the logits of a query block are a plain product
 // Q·K_chunkᵀ = Q·dst_chunk. Keys are rotated when rope is set.
@@ -462,11 +462,11 @@ func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *rop
 	var chunks []chunk
 	for _, sg := range segs {
 		n := sg.keys()
-		for c := 0; c < n; c += attnFwdK {
-			chunks = append(chunks, chunk{sg.k0 + c, min(attnFwdK, n-c)})
+		for c := 0; c < n; c += forwardKeyChunk {
+			chunks = append(chunks, chunk{sg.k0 + c, min(forwardKeyChunk, n-c)})
 		}
 	}
-	parallelFor(len(chunks), max(1, (1<<14)/(attnFwdK*d)), func(_, lo, hi int) {
+	parallelFor(len(chunks), max(1, (1<<14)/(forwardKeyChunk*d)), func(_, lo, hi int) {
 		row := make([]float32, d)
 		for _, ch := range chunks[lo:hi] {
 			out := dst[ch.r0*d : (ch.r0+ch.n)*d]
@@ -492,7 +492,7 @@ func packKeyChunks(dst []float32, k colBlock, rows, heads, kvh, d int, rope *rop
 // and a soft cap (0: none) of the logits. It packs and runs one kv head
 // (and its group of query heads) at a time, so it needs (group+2)·rows·d
 // values of scratch, not three copies of the inputs.
-func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvHeads, d, window int, softcap float32, fac, out, lse []float32, segs []attnSegment) {
+func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvHeads, d, window int, softcap float32, rowScale, out, lse []float32, segs []attnSegment) {
 	group := heads / kvHeads
 	qh, kh, vh := getF32(group*rowsQ*d), getF32(rowsK*d), getF32(rowsK*d)
 	for kvh := 0; kvh < kvHeads; kvh++ {
@@ -502,11 +502,11 @@ func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvH
 		packHeadRange(vh, v, rowsK, kvHeads, kvh, kvh+1, d, nil)
 		p := &attnProblem{qh: qh, kh: kh, vh: vh, rowsQ: rowsQ, rowsK: rowsK, heads: group, kvHeads: 1, d: d,
 			window: window, softcap: softcap,
-			fac: fac[h0*rowsQ : (h0+group)*rowsQ], out: out, ldo: heads * d, h0: h0}
+			rowScale: rowScale[h0*rowsQ : (h0+group)*rowsQ], out: out, ldo: heads * d, h0: h0}
 		if lse != nil {
 			p.lse = lse[h0*rowsQ : (h0+group)*rowsQ]
 		}
-		attentionFwd(p, segs)
+		blockwiseForward(p, segs)
 	}
 	putF32(qh)
 	putF32(kh)
@@ -515,9 +515,9 @@ func attentionForward(q, k, v colBlock, rope *ropeRows, rowsQ, rowsK, heads, kvH
 
 // Tile sizes of the blockwise attention.
 const (
-	attnFwdQ  = 64  // query rows per forward work item
-	attnFwdK  = 256 // keys per forward chunk (online softmax across chunks)
-	attnBwdBk = 64  // rows of the square backward tiles (queries and keys)
+	forwardQueryRows = 64  // query rows per forward work item
+	forwardKeyChunk  = 256 // keys per forward chunk (online softmax across chunks)
+	backwardTile     = 64  // rows of the square backward tiles (queries and keys)
 )
 
 // attnProblem is one attention computation over head-major operands.
@@ -530,7 +530,7 @@ type attnProblem struct {
 	d            int
 	window       int       // sliding window (0: none)
 	softcap      float32   // logit soft cap (0: none)
-	fac          []float32 // [heads*rowsQ]: logit factor c_t·scale of every query row
+	rowScale     []float32 // [heads*rowsQ]: logit factor c_t·scale of every query row
 	out          []float32 // the output, row-major: row t, head h at out[t*ldo+(h0+h)*d]
 	ldo, h0      int
 	lse          []float32 // [heads*rowsQ]: log-sum-exp of the logits (nil: not needed)
@@ -560,25 +560,25 @@ func (sg attnSegment) keyRange(p, window int) (lo, hi int) {
 // to q0) for head h.
 type attnItem struct{ seg, h, r0, r1, cost int }
 
-// attnFwdScratch is one forward worker's scratch.
-type attnFwdScratch struct {
-	s  []float32 // [attnFwdQ*attnFwdK] logits, then probabilities
-	o  []float32 // [attnFwdQ*d] unnormalised output
-	kt []float32 // [d*attnFwdK] part of a key chunk
+// forwardScratch is one forward worker's scratch.
+type forwardScratch struct {
+	s  []float32 // [forwardQueryRows*forwardKeyChunk] logits, then probabilities
+	o  []float32 // [forwardQueryRows*d] unnormalised output
+	kt []float32 // [d*forwardKeyChunk] part of a key chunk
 	m  []float32 // running maximum per row
 	l  []float64 // running sum per row
 }
 
-// attentionFwd computes the output (and log-sum-exp) of every query row of
-// the segments. Work items are blocks of attnFwdQ query rows of one head,
+// blockwiseForward computes the output (and log-sum-exp) of every query row of
+// the segments. Work items are blocks of forwardQueryRows query rows of one head,
 // taken largest first by the workers; each item writes only its own rows,
 // and its result does not depend on which worker runs it.
-func attentionFwd(p *attnProblem, segs []attnSegment) {
+func blockwiseForward(p *attnProblem, segs []attnSegment) {
 	var items []attnItem
 	total := 0
 	for si, sg := range segs {
-		for r0 := 0; r0 < sg.nq; r0 += attnFwdQ {
-			r1 := min(r0+attnFwdQ, sg.nq)
+		for r0 := 0; r0 < sg.nq; r0 += forwardQueryRows {
+			r1 := min(r0+forwardQueryRows, sg.nq)
 			lo, _ := sg.keyRange(sg.pos0+r0, p.window)
 			_, hi := sg.keyRange(sg.pos0+r1-1, p.window)
 			cost := (r1 - r0) * (hi - lo)
@@ -593,9 +593,9 @@ func attentionFwd(p *attnProblem, segs []attnSegment) {
 	if total*p.d < 1<<15 {
 		workers = 1
 	}
-	scr := make([]attnFwdScratch, workers)
+	scr := make([]forwardScratch, workers)
 	for w := range scr {
-		scr[w] = attnFwdScratch{s: getF32(attnFwdQ * attnFwdK), o: getF32(attnFwdQ * p.d), kt: getF32(p.d * attnFwdK), m: getF32(attnFwdQ), l: getF64Zero(attnFwdQ)}
+		scr[w] = forwardScratch{s: getF32(forwardQueryRows * forwardKeyChunk), o: getF32(forwardQueryRows * p.d), kt: getF32(p.d * forwardKeyChunk), m: getF32(forwardQueryRows), l: getF64Zero(forwardQueryRows)}
 	}
 	parallelItems(len(items), workers, func(w, i int) {
 		it := items[i]
@@ -611,29 +611,29 @@ func attentionFwd(p *attnProblem, segs []attnSegment) {
 }
 
 // attendBlock computes query rows [r0, r1) (relative to the segment) of
-// head h: the keys the block sees, in the chunks of attnFwdK keys they
+// head h: the keys the block sees, in the chunks of forwardKeyChunk keys they
 // fall in (chunks no row of the block sees are skipped: under a window,
 // O(window) keys per block), with an online softmax (running maximum and
 // sum per row; the output of earlier chunks is rescaled when the maximum
 // grows). Per chunk, two products: the logits S = Q·K_chunkᵀ (the keys are
 // packed transposed, see packKeyChunks) and O += P·V_chunk.
-func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 int) {
+func attendBlock(p *attnProblem, sc *forwardScratch, sg attnSegment, h, r0, r1 int) {
 	d := p.d
 	nq := r1 - r0
 	kvh := h / (p.heads / p.kvHeads)
 	qb := p.qh[(h*p.rowsQ+sg.q0+r0)*d : (h*p.rowsQ+sg.q0+r1)*d]
 	kbase := (kvh*p.rowsK + sg.k0) * d
-	fac := p.fac[h*p.rowsQ+sg.q0+r0 : h*p.rowsQ+sg.q0+r1]
+	rowScale := p.rowScale[h*p.rowsQ+sg.q0+r0 : h*p.rowsQ+sg.q0+r1]
 	m, l, o := sc.m[:nq], sc.l[:nq], sc.o[:nq*d]
 	pos := sg.pos0 + r0 // position of the first query row
 	klo, _ := sg.keyRange(pos, p.window)
 	_, khi := sg.keyRange(pos+nq-1, p.window)
 	nkeys := sg.keys()
 	first := true
-	for kc := klo - klo%attnFwdK; kc < khi; kc += attnFwdK {
-		// The chunk holds min(attnFwdK, segment keys − kc) keys; this
+	for kc := klo - klo%forwardKeyChunk; kc < khi; kc += forwardKeyChunk {
+		// The chunk holds min(forwardKeyChunk, segment keys − kc) keys; this
 		// block uses its columns [c0, c1) of [d][chunk].
-		chunk := min(attnFwdK, nkeys-kc)
+		chunk := min(forwardKeyChunk, nkeys-kc)
 		c0, c1 := max(klo, kc)-kc, min(khi, kc+chunk)-kc
 		nk := c1 - c0
 		kt := p.kh[kbase+kc*d : kbase+(kc+chunk)*d]
@@ -661,7 +661,7 @@ func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 i
 				}
 				continue
 			}
-			fr := fac[r]
+			fr := rowScale[r]
 			vis := row[lo:hi]
 			if p.softcap > 0 {
 				capRow(vis, fr, p.softcap)
@@ -708,13 +708,13 @@ func attendBlock(p *attnProblem, sc *attnFwdScratch, sg attnSegment, h, r0, r1 i
 	}
 }
 
-// attnBwdScratch is one backward worker's scratch.
-type attnBwdScratch struct {
+// backwardScratch is one backward worker's scratch.
+type backwardScratch struct {
 	s, dp  []float32 // [B*B] logits then probabilities; dO·Vᵀ then dS
 	dk, dv []float32 // [B*d] accumulators of the current key block
 }
 
-// attentionBwd computes dq, dk, dv (column blocks of [rows, heads*d] and
+// blockwiseBackward computes dq, dk, dv (column blocks of [rows, heads*d] and
 // [rows, kvHeads*d], every value overwritten) and dc (zeroed on entry,
 // dL/dc_t per (head, row), scale being the factor of the dot products)
 // from the output gradient dout. The gradients of q and k are rotated back
@@ -726,7 +726,7 @@ type attnBwdScratch struct {
 // workers. Per (query block, key block) tile, five products: S = Q·Kᵀ and
 // dP = dO·Vᵀ, then (P and dS from them) dV += Pᵀ·dO, dK += dSᵀ·Q,
 // dQ += dS·K.
-func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colBlock, rope *ropeRows, scale float64, dc []float64) {
+func blockwiseBackward(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colBlock, rope *ropeRows, scale float64, dc []float64) {
 	T, H, KVH, d := p.rowsQ, p.heads, p.kvHeads, p.d
 	W, C := p.window, p.softcap
 	qw := H * d
@@ -746,7 +746,7 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 	type item struct{ seg, kvh, cost int }
 	var items []item
 	total := 0
-	const B = attnBwdBk
+	const B = backwardTile
 	for si, sg := range segs {
 		n := sg[1] - sg[0]
 		cost := n * n
@@ -763,9 +763,9 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 	if total*H*d < 1<<15 {
 		workers = 1
 	}
-	scr := make([]attnBwdScratch, workers)
+	scr := make([]backwardScratch, workers)
 	for w := range scr {
-		scr[w] = attnBwdScratch{s: getF32(B * B), dp: getF32(B * B), dk: getF32(B * d), dv: getF32(B * d)}
+		scr[w] = backwardScratch{s: getF32(B * B), dp: getF32(B * B), dk: getF32(B * d), dv: getF32(B * d)}
 	}
 	group := H / KVH
 	parallelItems(len(items), workers, func(w, i int) {
@@ -807,9 +807,9 @@ func attentionBwd(p *attnProblem, segs [][2]int, dout []float32, dq, dk, dv colB
 						}
 						var dcr float32
 						if C > 0 {
-							dcr = softcapGradRow(srow[lo:lim], dprow[lo:lim], p.fac[hr+r], C, p.lse[hr+r], D[hr+r])
+							dcr = softcapGradRow(srow[lo:lim], dprow[lo:lim], p.rowScale[hr+r], C, p.lse[hr+r], D[hr+r])
 						} else {
-							dcr = softmaxGradRow(srow[lo:lim], dprow[lo:lim], p.fac[hr+r], p.lse[hr+r], D[hr+r])
+							dcr = softmaxGradRow(srow[lo:lim], dprow[lo:lim], p.rowScale[hr+r], p.lse[hr+r], D[hr+r])
 						}
 						clear(srow[:lo])
 						clear(dprow[:lo])
@@ -919,7 +919,7 @@ func AttendCached(out, q, k, v []float32, cacheStart, past, newRows int, s, b []
 			len(k), len(v), rowsK*kw, rowsK, cacheStart, past+newRows-1, kw))
 	}
 	KVH := cfg.KVHeads
-	fac := getF32(H * newRows)
+	rowScale := getF32(H * newRows)
 	scale := cfg.logitScale()
 	for h := 0; h < H; h++ {
 		var sh, bh float32
@@ -930,17 +930,17 @@ func AttendCached(out, q, k, v []float32, cacheStart, past, newRows int, s, b []
 			bh = b[h]
 		}
 		for r := 0; r < newRows; r++ {
-			fac[h*newRows+r] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(past+r))) * scale)
+			rowScale[h*newRows+r] = float32(float64(attnscale.Factor(cfg.Variant, sh, bh, cfg.keysSeen(past+r))) * scale)
 		}
 	}
 	sg := attnSegment{q0: 0, nq: newRows, k0: 0, pos0: past, kpos0: cacheStart}
 	if newRows <= attendDirectRows && rowsK >= attendDirectKeys {
-		attendDirect(out, q, k, v, sg, fac, H, KVH, d, W, cfg.Softcap)
+		attendDirect(out, q, k, v, sg, rowScale, H, KVH, d, W, cfg.Softcap)
 	} else {
 		attentionForward(colBlock{q, qw, 0}, colBlock{k, kw, 0}, colBlock{v, kw, 0}, nil, newRows, rowsK, H, KVH, d, W, cfg.Softcap,
-			fac, out[:newRows*qw], nil, []attnSegment{sg})
+			rowScale, out[:newRows*qw], nil, []attnSegment{sg})
 	}
-	putF32(fac)
+	putF32(rowScale)
 }
 
 // AttendCached computes at most attendDirectRows new rows over at least
@@ -956,7 +956,7 @@ const (
 // (head, row) at a time from the row-major cache, in parallel over heads,
 // with the arithmetic of the blockwise kernel (float32 products and sums,
 // probabilities rounded to float32, normalised by multiplying with 1/sum).
-func attendDirect(out, q, kc, vc []float32, sg attnSegment, fac []float32, H, KVH, d, window int, softcap float32) {
+func attendDirect(out, q, kc, vc []float32, sg attnSegment, rowScale []float32, H, KVH, d, window int, softcap float32) {
 	qw, kw := H*d, KVH*d
 	group := H / KVH
 	newRows := sg.nq
@@ -971,7 +971,7 @@ func attendDirect(out, q, kc, vc []float32, sg attnSegment, fac []float32, H, KV
 		for r := 0; r < newRows; r++ {
 			lo, hi := sg.keyRange(sg.pos0+r, window)
 			qr := q[r*qw+h*d : r*qw+(h+1)*d]
-			f := fac[h*newRows+r]
+			f := rowScale[h*newRows+r]
 			sc := p[:hi-lo]
 			for j := range sc {
 				kr := (lo + j) * kw

@@ -43,38 +43,59 @@ func TestAttention(t *testing.T) {
 				if mode.HasB() {
 					ins = append(ins, input{name: "b", data: uniform(r, c.heads, -0.5, 0.5), rows: c.heads, cols: 1})
 				}
-				// Inputs: q, k, v, then s and b when the mode uses them.
-				si, bi := -1, -1
-				if mode.HasS() {
-					si = 3
-				}
-				if mode.HasB() {
-					bi = 4
-				}
-				checkOp(t, uint64(i), ins,
-					func(x []mat.Tensor) mat.Tensor {
-						var s, b mat.Tensor
-						if si >= 0 {
-							s = x[si]
-						}
-						if bi >= 0 {
-							b = x[bi]
-						}
-						return Attention(x[0], x[1], x[2], s, b, cfg)
-					},
-					func(x [][]float64) []float64 {
-						var s, b []float64
-						if si >= 0 {
-							s = x[si]
-						}
-						if bi >= 0 {
-							b = x[bi]
-						}
-						return attentionRef(x[0], x[1], x[2], s, b, c.rows, cfg)
-					})
+				checkAttention(t, uint64(i), ins, c.rows, cfg, checkOpts{})
 			})
 		}
 	}
+}
+
+// checkAttention runs checkOpWith on Attention with cfg against
+// attentionRef. ins are q, k, v, then s and b when cfg.Variant uses them.
+func checkAttention(t *testing.T, seed uint64, ins []input, rows int, cfg AttentionConfig, o checkOpts) {
+	t.Helper()
+	si, bi := -1, -1
+	if cfg.Variant.HasS() {
+		si = 3
+	}
+	if cfg.Variant.HasB() {
+		bi = si + 1
+		if si < 0 {
+			bi = 3
+		}
+	}
+	checkOpWith(t, seed, ins,
+		func(x []mat.Tensor) mat.Tensor {
+			var s, b mat.Tensor
+			if si >= 0 {
+				s = x[si]
+			}
+			if bi >= 0 {
+				b = x[bi]
+			}
+			return Attention(x[0], x[1], x[2], s, b, cfg)
+		},
+		func(x [][]float64) []float64 {
+			var s, b []float64
+			if si >= 0 {
+				s = x[si]
+			}
+			if bi >= 0 {
+				b = x[bi]
+			}
+			return attentionRef(x[0], x[1], x[2], s, b, rows, cfg)
+		}, o)
+}
+
+// usedParams returns s and b where variant v uses them, nil otherwise (the
+// slices AttendCached wants).
+func usedParams(v attnscale.Variant, s, b []float32) (sv, bv []float32) {
+	if v.HasS() {
+		sv = s
+	}
+	if v.HasB() {
+		bv = b
+	}
+	return sv, bv
 }
 
 // TestAttentionUnusedParams passes s and b to modes that do not use them:
@@ -149,13 +170,7 @@ func TestAttendCached(t *testing.T) {
 				cfg := AttentionConfig{Heads: c.h, KVHeads: c.kv, HeadDim: c.d, Variant: mode}
 				want := Attention(newDense32(q, T, qw), newDense32(k, T, kw), newDense32(v, T, kw),
 					newDense32(s, 1, c.h), newDense32(b, 1, c.h), cfg).Value().Data().F32()
-				var sv, bv []float32
-				if mode.HasS() {
-					sv = s
-				}
-				if mode.HasB() {
-					bv = b
-				}
+				sv, bv := usedParams(mode, s, b)
 				got := make([]float32, T*qw)
 				// Prefill 20 rows, then a chunk of 5, then one row at a time.
 				steps := []int{20, 5}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/ssmax/ssmax/attnscale"
 )
@@ -64,36 +63,13 @@ func checkAttentionFeatures(t *testing.T, seed uint64, rows int, cfg AttentionCo
 		{name: "k", data: randn(r, rows*kw, 1), rows: rows, cols: kw, noGrad: one},
 		{name: "v", data: randn(r, rows*kw, 1), rows: rows, cols: kw},
 	}
-	si, bi := -1, -1
 	if cfg.Variant.HasS() {
-		si = len(ins)
 		ins = append(ins, input{name: "s", data: uniform(r, cfg.Heads, 0.4, 1.2), rows: 1, cols: cfg.Heads, noGrad: one})
 	}
 	if cfg.Variant.HasB() {
-		bi = len(ins)
 		ins = append(ins, input{name: "b", data: uniform(r, cfg.Heads, -0.5, 0.5), rows: cfg.Heads, cols: 1, noGrad: one})
 	}
-	checkOpWith(t, seed, ins,
-		func(x []mat.Tensor) mat.Tensor {
-			var s, b mat.Tensor
-			if si >= 0 {
-				s = x[si]
-			}
-			if bi >= 0 {
-				b = x[bi]
-			}
-			return Attention(x[0], x[1], x[2], s, b, cfg)
-		},
-		func(x [][]float64) []float64 {
-			var s, b []float64
-			if si >= 0 {
-				s = x[si]
-			}
-			if bi >= 0 {
-				b = x[bi]
-			}
-			return attentionRef(x[0], x[1], x[2], s, b, rows, cfg)
-		}, checkOpts{fdElems: fdElems})
+	checkAttention(t, seed, ins, rows, cfg, checkOpts{fdElems: fdElems})
 }
 
 // TestAttentionWindow checks sliding windows (W in {1, 2, 5, T−1, T, > T})
@@ -305,13 +281,7 @@ func TestAttendCachedWindow(t *testing.T) {
 						newDense32(s, 1, H), newDense32(b, 1, H), full).Value().Data().F32()
 					qr := RoPEWith(newDense32(q, T, qw), H, d, nil, rope).Value().Data().F32()
 					kr := RoPEWith(newDense32(k, T, kw), KVH, d, nil, rope).Value().Data().F32()
-					var sv, bv []float32
-					if mode.HasS() {
-						sv = s
-					}
-					if mode.HasB() {
-						bv = b
-					}
+					sv, bv := usedParams(mode, s, b)
 					got := make([]float32, T*qw)
 					var kc, vc []float32 // the cache: positions cacheStart … past−1
 					cacheStart, past := 0, 0

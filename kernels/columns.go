@@ -26,7 +26,7 @@ func (f *columnsFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if f.from < 0 || f.to > cols || f.from >= f.to {
-		return nil, shapeError("Columns", "columns [%d, %d) of a matrix with %d columns", f.from, f.to, cols)
+		return nil, opError("Columns", "columns [%d, %d) of a matrix with %d columns", f.from, f.to, cols)
 	}
 	f.rows, f.cols = rows, cols
 	w := f.to - f.from
@@ -46,7 +46,7 @@ func (f *columnsFn) Backward(gy mat.Tensor) error {
 	g := gradData(gy)
 	w := f.to - f.from
 	if len(g) != f.rows*w {
-		return shapeError("Columns", "output gradient has %d values, want %d", len(g), f.rows*w)
+		return opError("Columns", "output gradient has %d values, want %d", len(g), f.rows*w)
 	}
 	dx := getF32Zero(f.rows * f.cols)
 	for r := 0; r < f.rows; r++ {

@@ -35,11 +35,11 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if len(f.targets) != rows {
-		return nil, shapeError("CrossEntropy", "logits has %d rows but %d targets were given", rows, len(f.targets))
+		return nil, opError("CrossEntropy", "logits has %d rows but %d targets were given", rows, len(f.targets))
 	}
 	for i, t := range f.targets {
 		if t >= classes {
-			return nil, shapeError("CrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, classes)
+			return nil, opError("CrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, classes)
 		}
 	}
 	f.rows, f.classes = rows, classes
@@ -60,7 +60,7 @@ func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
 	}
 	g := gradData(gy)
 	if len(g) != 1 {
-		return shapeError("CrossEntropy", "output gradient has %d values, want 1", len(g))
+		return opError("CrossEntropy", "output gradient has %d values, want 1", len(g))
 	}
 	dx := f.dx
 	f.dx = nil
@@ -157,14 +157,14 @@ func softmaxRow(g, x []float32, tg int, inv float32) float64 {
 // targets) — the mean loss of the logits x·wᵀ, x [T, D] the hidden states
 // and w [V, D] the output projection (the LM head, or the tied embedding
 // table) — without ever holding the [T, V] logits: they are computed a
-// block of rows at a time (at most linearCEBlockBytes), and when a
+// block of rows at a time (at most logitBlockBytes), and when a
 // gradient is required the block's logit gradient (softmax − onehot)/count
 // is turned into the gradients of x and w during the forward pass
 // (dx_blk = dL·w, dw += dLᵀ·x_blk, by gemm). The backward pass then only
 // scales them by the incoming gradient (1 for a loss) and hands them over,
 // w's first.
 func LinearCrossEntropy(x, w mat.Tensor, targets []int) mat.Tensor {
-	return run(&linearCEFn{x: x, w: w, targets: cloneInts(targets)})
+	return run(&linearCrossEntropyFn{x: x, w: w, targets: cloneInts(targets)})
 }
 
 // LinearCrossEntropySoftcap is LinearCrossEntropy with the logits soft
@@ -174,26 +174,27 @@ func LinearCrossEntropy(x, w mat.Tensor, targets []int) mat.Tensor {
 // tanh per logit (ftanh) and the gradient is multiplied by 1 − tanh². cap
 // must not be negative.
 func LinearCrossEntropySoftcap(x, w mat.Tensor, targets []int, cap float32) mat.Tensor {
-	return run(&linearCEFn{x: x, w: w, targets: cloneInts(targets), cap: cap})
+	return run(&linearCrossEntropyFn{x: x, w: w, targets: cloneInts(targets), cap: cap})
 }
 
-// linearCEBlockBytes bounds the logits block of LinearCrossEntropy (a
-// variable for the tests), unless that would make blocks thinner than
-// linearCEMinRows.
-var linearCEBlockBytes = 32 << 20
+// logitBlockBytes bounds the logits block of LinearCrossEntropy and
+// LinearNLL, unless that would make blocks thinner than logitBlockMinRows
+// (variables for the tests).
+var (
+	logitBlockBytes   = 32 << 20
+	logitBlockMinRows = 256
+)
 
-var linearCEMinRows = 256
-
-type linearCEFn struct {
+type linearCrossEntropyFn struct {
 	x, w    mat.Tensor
 	targets []int
 	cap     float32   // logit soft cap (0: none)
 	dx, dw  []float32 // gradients for gy = 1, computed by Forward
 }
 
-func (f *linearCEFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
+func (f *linearCrossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
 
-func (f *linearCEFn) Forward() (mat.Tensor, error) {
+func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 	x, rows, dim, err := dense("LinearCrossEntropy", "x", f.x)
 	if err != nil {
 		return nil, err
@@ -203,17 +204,17 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if !(f.cap >= 0) || math.IsInf(float64(f.cap), 0) {
-		return nil, shapeError("LinearCrossEntropy", "the soft cap must be finite and >= 0, got %v", f.cap)
+		return nil, opError("LinearCrossEntropy", "the soft cap must be finite and >= 0, got %v", f.cap)
 	}
 	if wdim != dim {
-		return nil, shapeError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
+		return nil, opError("LinearCrossEntropy", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim)
 	}
 	if len(f.targets) != rows {
-		return nil, shapeError("LinearCrossEntropy", "x has %d rows but %d targets were given", rows, len(f.targets))
+		return nil, opError("LinearCrossEntropy", "x has %d rows but %d targets were given", rows, len(f.targets))
 	}
 	for i, t := range f.targets {
 		if t >= vocab {
-			return nil, shapeError("LinearCrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, vocab)
+			return nil, opError("LinearCrossEntropy", "targets[%d] = %d out of range for %d classes", i, t, vocab)
 		}
 	}
 	count := countTargets(f.targets)
@@ -225,9 +226,9 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 			clear(f.dw)
 		}
 	}
-	// At least linearCEMinRows per block: each block adds its dLᵀ·x into
+	// At least logitBlockMinRows per block: each block adds its dLᵀ·x into
 	// the whole dw, so blocks must not be too thin for large vocabularies.
-	block := min(rows, max(linearCEMinRows, linearCEBlockBytes/4/max(vocab, 1)))
+	block := min(rows, max(logitBlockMinRows, logitBlockBytes/4/max(vocab, 1)))
 	logits := getF32(min(block, rows) * vocab)
 	losses := getF64Zero(rows)
 	for r0 := 0; r0 < rows; r0 += block {
@@ -255,13 +256,13 @@ func (f *linearCEFn) Forward() (mat.Tensor, error) {
 	return mat.NewDense[float32](mat.WithShape(1, 1), mat.WithBacking([]float32{float32(loss)})), nil
 }
 
-func (f *linearCEFn) Backward(gy mat.Tensor) error {
+func (f *linearCrossEntropyFn) Backward(gy mat.Tensor) error {
 	if f.dx == nil {
 		return nil
 	}
 	g := gradData(gy)
 	if len(g) != 1 {
-		return shapeError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
+		return opError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
 	}
 	dx, dw := f.dx, f.dw
 	f.dx, f.dw = nil, nil
@@ -311,7 +312,7 @@ func LinearNLLSoftcap(x, w []float32, rows, dim, vocab int, targets []int, cap f
 		}
 	}
 	out := make([]float64, rows)
-	block := min(rows, max(linearCEMinRows, linearCEBlockBytes/4/vocab))
+	block := min(rows, max(logitBlockMinRows, logitBlockBytes/4/vocab))
 	logits := getF32(max(block, 1) * vocab)
 	for r0 := 0; r0 < rows; r0 += block {
 		r1 := min(r0+block, rows)

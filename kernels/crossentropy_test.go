@@ -3,12 +3,26 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 )
+
+// randomTargets returns n targets drawn uniformly from [0, classes), with
+// -1 (no target) at the rows ignore lists.
+func randomTargets(r *rand.Rand, n, classes int, ignore ...int) []int {
+	targets := make([]int, n)
+	for j := range targets {
+		targets[j] = r.IntN(classes)
+	}
+	for _, j := range ignore {
+		targets[j] = -1
+	}
+	return targets
+}
 
 func TestCrossEntropy(t *testing.T) {
 	cases := []struct {
@@ -25,13 +39,7 @@ func TestCrossEntropy(t *testing.T) {
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("T%d_V%d_ign%d", c.rows, c.classes, len(c.ignore)), func(t *testing.T) {
 			r := newRand(uint64(1100 + i))
-			targets := make([]int, c.rows)
-			for j := range targets {
-				targets[j] = r.IntN(c.classes)
-			}
-			for _, j := range c.ignore {
-				targets[j] = -1
-			}
+			targets := randomTargets(r, c.rows, c.classes, c.ignore...)
 			ins := []input{{name: "logits", data: randn(r, c.rows*c.classes, 3), rows: c.rows, cols: c.classes}}
 			checkOp(t, uint64(i), ins,
 				func(x []mat.Tensor) mat.Tensor { return CrossEntropy(x[0], targets) },
@@ -54,13 +62,7 @@ func TestLinearCrossEntropy(t *testing.T) {
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("T%d_D%d_V%d_ign%d", c.rows, c.dim, c.vocab, len(c.ignore)), func(t *testing.T) {
 			r := newRand(uint64(1150 + i))
-			targets := make([]int, c.rows)
-			for j := range targets {
-				targets[j] = r.IntN(c.vocab)
-			}
-			for _, j := range c.ignore {
-				targets[j] = -1
-			}
+			targets := randomTargets(r, c.rows, c.vocab, c.ignore...)
 			ins := []input{
 				{name: "x", data: randn(r, c.rows*c.dim, 1), rows: c.rows, cols: c.dim},
 				{name: "w", data: randn(r, c.vocab*c.dim, 1), rows: c.vocab, cols: c.dim},
@@ -79,14 +81,10 @@ func TestLinearCrossEntropy(t *testing.T) {
 // gradients.
 func TestLinearCrossEntropyBlocks(t *testing.T) {
 	const T, D, V = 40, 8, 300
-	defer func(b, r int) { linearCEBlockBytes, linearCEMinRows = b, r }(linearCEBlockBytes, linearCEMinRows)
-	linearCEBlockBytes, linearCEMinRows = 16*V*4, 1 // blocks of 16 rows
+	defer func(b, r int) { logitBlockBytes, logitBlockMinRows = b, r }(logitBlockBytes, logitBlockMinRows)
+	logitBlockBytes, logitBlockMinRows = 16*V*4, 1 // blocks of 16 rows
 	r := newRand(1190)
-	targets := make([]int, T)
-	for j := range targets {
-		targets[j] = r.IntN(V)
-	}
-	targets[3] = -1
+	targets := randomTargets(r, T, V, 3)
 	xv, wv := randn(r, T*D, 1), randn(r, V*D, 0.5)
 	run := func(fused bool) (float32, []float32, []float32) {
 		x, w := nn.NewParam(newDense32(xv, T, D)), nn.NewParam(newDense32(wv, V, D))
@@ -122,13 +120,9 @@ func TestLinearNLL(t *testing.T) {
 	const T, D, V = 37, 6, 300
 	r := newRand(1195)
 	x, w := randn(r, T*D, 1), randn(r, V*D, 1)
-	targets := make([]int, T)
-	for i := range targets {
-		targets[i] = r.IntN(V)
-	}
-	targets[5], targets[T-1] = -1, -1
-	defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
-	linearCEBlockBytes, linearCEMinRows = 8*V*4, 1 // several blocks
+	targets := randomTargets(r, T, V, 5, T-1)
+	defer func(b, m int) { logitBlockBytes, logitBlockMinRows = b, m }(logitBlockBytes, logitBlockMinRows)
+	logitBlockBytes, logitBlockMinRows = 8*V*4, 1 // several blocks
 	got := LinearNLL(x, w, T, D, V, targets)
 	logits := linearRef(f64(x), f64(w), nil, T, D, V, false)
 	for i, tg := range targets {
@@ -147,7 +141,7 @@ func TestLinearNLL(t *testing.T) {
 
 // TestLinearCrossEntropySoftcap: the loss of the soft-capped logits
 // cap·tanh(x·wᵀ/cap) against the reference, with gradients, in one block
-// and in several (small linearCEBlockBytes); LinearNLLSoftcap gives the
+// and in several (small logitBlockBytes); LinearNLLSoftcap gives the
 // per-token losses; cap 0 is LinearCrossEntropy bit for bit.
 func TestLinearCrossEntropySoftcap(t *testing.T) {
 	cases := []struct {
@@ -166,8 +160,8 @@ func TestLinearCrossEntropySoftcap(t *testing.T) {
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("T%d_D%d_V%d_ign%d_cap%v_blocks%v", c.rows, c.dim, c.vocab, len(c.ignore), c.cap, c.blocks), func(t *testing.T) {
 			if c.blocks {
-				defer func(b, m int) { linearCEBlockBytes, linearCEMinRows = b, m }(linearCEBlockBytes, linearCEMinRows)
-				linearCEBlockBytes, linearCEMinRows = 4*c.vocab*100, 1 // blocks of 100 rows: three blocks
+				defer func(b, m int) { logitBlockBytes, logitBlockMinRows = b, m }(logitBlockBytes, logitBlockMinRows)
+				logitBlockBytes, logitBlockMinRows = 4*c.vocab*100, 1 // blocks of 100 rows: three blocks
 			}
 			r := newRand(uint64(1180 + i))
 			targets := make([]int, c.rows)

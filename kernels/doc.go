@@ -92,9 +92,16 @@
 // reference to its operands, so a forward pass holds a few activations at a
 // time rather than all of them.
 //
-// Shape errors are returned from Forward with a message naming the operation
-// and the shapes involved. Note that spago v1.1.0 turns any Forward or
-// Backward error into log.Fatalf, so callers that handle untrusted shapes
-// (for example checkpoint configs) should validate them first, for instance
-// with AttentionConfig.Validate.
+// # Errors
+//
+// The exported operations return no error: an operand of the wrong type or
+// shape panics, with a message naming the operation and the shapes
+// involved ("kernels.Attention: q is [3,7], ..."), whether or not the
+// operation becomes a graph node (each Forward runs before spago sees the
+// node, so spago v1.1.0's log.Fatalf on a Forward error is never reached).
+// Callers that handle untrusted shapes (for example checkpoint configs)
+// should validate them first, for instance with AttentionConfig.Validate.
+// A Backward error (an output gradient of the wrong size, which spago does
+// not produce) is still turned into log.Fatalf by spago's backward pass.
+// AttendCached and LinearNLL, which work on plain slices, panic likewise.
 package kernels

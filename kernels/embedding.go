@@ -35,7 +35,7 @@ func (f *embeddingFn) Forward() (mat.Tensor, error) {
 	}
 	for i, id := range f.ids {
 		if id < 0 || id >= vocab {
-			return nil, shapeError("Embedding", "ids[%d] = %d out of range for a table of %d rows", i, id, vocab)
+			return nil, opError("Embedding", "ids[%d] = %d out of range for a table of %d rows", i, id, vocab)
 		}
 	}
 	f.vocab, f.width = vocab, width
@@ -51,7 +51,7 @@ func (f *embeddingFn) Backward(gy mat.Tensor) error {
 	}
 	g := gradData(gy)
 	if len(g) != len(f.ids)*f.width {
-		return shapeError("Embedding", "output gradient has %d values, want %d", len(g), len(f.ids)*f.width)
+		return opError("Embedding", "output gradient has %d values, want %d", len(g), len(f.ids)*f.width)
 	}
 	n := f.vocab * f.width
 	dt := takeZeroTable(n)

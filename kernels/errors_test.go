@@ -6,6 +6,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
 	"github.com/ssmax/ssmax/attnscale"
 )
 
@@ -64,6 +65,40 @@ func TestShapeErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %q does not contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestOperationsPanic: through the exported operations a Forward error is
+// a panic with its message, whether the operation becomes a graph node
+// (an operand requires a gradient) or not; spago's log.Fatalf is never
+// reached.
+func TestOperationsPanic(t *testing.T) {
+	operand := func(r, c int, grad bool) mat.Tensor {
+		p := nn.NewParam(newMatrix(r, c))
+		p.SetRequiresGrad(grad)
+		return p
+	}
+	for _, grad := range []bool{false, true} {
+		cases := map[string]struct {
+			f    func()
+			want string
+		}{
+			"add":    {func() { Add(operand(2, 3, grad), operand(3, 2, grad)) }, "kernels.Add: shapes differ"},
+			"glu":    {func() { GLU(operand(2, 3, grad), operand(2, 4, grad), SiLU) }, "kernels.GLU: shapes differ"},
+			"linear": {func() { Linear(operand(3, 4, grad), operand(5, 3, grad), nil, false) }, "kernels.Linear"},
+			"matmul": {func() { MatMul(operand(2, 3, grad), operand(4, 5, grad), false, false) }, "kernels.MatMul: inner dimensions differ"},
+		}
+		for name, c := range cases {
+			func() {
+				defer func() {
+					msg, _ := recover().(string)
+					if !strings.Contains(msg, c.want) {
+						t.Errorf("%s (requires grad %v): panic %q, want %q", name, grad, msg, c.want)
+					}
+				}()
+				c.f()
+			}()
 		}
 	}
 }

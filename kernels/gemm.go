@@ -649,32 +649,32 @@ func mergeTile(c []float32, ldc int, tile []float32, nr, mw, nw int, bias []floa
 // dst[q*mr*kc + p*mr + r] = op(A)[i0+q*mr+r, p0+p], zero past row m.
 // A is [m,k] row-major, or [k,m] when transA.
 func (kern *gemmKernel) packA(dst, a []float32, transA bool, m, k, i0, mc, p0, kc int) {
-	mr := kern.mr
-	for q := 0; q*mr < mc; q++ {
-		d := dst[q*mr*kc : (q+1)*mr*kc]
-		rows := min(mr, mc-q*mr)
-		r0 := i0 + q*mr
-		if transA {
-			packCopy(d, a[p0*m+r0:], m, kc, mr, rows, kern.packAN)
-		} else {
-			packTrans(d, a[r0*k+p0:], k, kc, mr, rows, kern.packAT)
-		}
-	}
+	packPanels(dst, a, transA, m, k, i0, mc, p0, kc, kern.mr, kern.packAN, kern.packAT)
 }
 
 // packB packs op(B)[p0:p0+kc, j0:j0+nc] into nr-column panels: panel q holds
 // dst[q*nr*kc + p*nr + x] = op(B)[p0+p, j0+q*nr+x], zero past column n.
 // B is [k,n] row-major, or [n,k] when transB.
 func (kern *gemmKernel) packB(dst, b []float32, transB bool, k, n, j0, nc, p0, kc int) {
-	nr := kern.nr
-	for q := 0; q*nr < nc; q++ {
-		d := dst[q*nr*kc : (q+1)*nr*kc]
-		cols := min(nr, nc-q*nr)
-		c0 := j0 + q*nr
-		if transB {
-			packTrans(d, b[c0*k+p0:], k, kc, nr, cols, kern.packBT)
+	packPanels(dst, b, !transB, n, k, j0, nc, p0, kc, kern.nr, kern.packBN, kern.packBT)
+}
+
+// packPanels is packA and packB: it packs the lines [o0, o0+size) of an
+// operand (A's rows, B's columns; outer of them in all) over the depth
+// [p0, p0+kc) into panels of w lines, dst[q*w*kc + p*w + x] = line
+// o0+q*w+x at depth p0+p, zero past the last line. depthMajor: the operand
+// is stored [k, outer] (A transposed, B not), so a panel is copied
+// (packCopy, asm copyAsm); otherwise it is stored [outer, k] and a panel is
+// transposed (packTrans, asm transAsm).
+func packPanels(dst, x []float32, depthMajor bool, outer, k, o0, size, p0, kc, w int, copyAsm, transAsm func(dst, src *float32, ld, kc int)) {
+	for q := 0; q*w < size; q++ {
+		d := dst[q*w*kc : (q+1)*w*kc]
+		lines := min(w, size-q*w)
+		l0 := o0 + q*w
+		if depthMajor {
+			packCopy(d, x[p0*outer+l0:], outer, kc, w, lines, copyAsm)
 		} else {
-			packCopy(d, b[p0*n+c0:], n, kc, nr, cols, kern.packBN)
+			packTrans(d, x[l0*k+p0:], k, kc, w, lines, transAsm)
 		}
 	}
 }

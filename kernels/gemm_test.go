@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ssmax/ssmax/internal/cputime"
 )
 
 var gemmSlow = flag.Bool("gemm.slow", false, "benchmark the slow GEMM implementations on the LM-head shape too")
@@ -290,11 +292,11 @@ func benchGemm(b *testing.B, m, k, n int, f func(a, w, c []float32)) {
 	c := make([]float32, m*n)
 	f(a, w, c)
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		f(a, w, c)
 	}
-	cpu := processCPU() - cpu0
+	cpu := cputime.Process() - cpu0
 	flops := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	if cpu > 0 {

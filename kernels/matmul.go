@@ -1,15 +1,12 @@
 package kernels
 
-import (
-	"github.com/nlpodyssey/spago/ag"
-	"github.com/nlpodyssey/spago/mat"
-)
+import "github.com/nlpodyssey/spago/mat"
 
 // MatMul returns op(a)·op(b), where op transposes its argument when the
 // corresponding flag is set. a is [m,k] ([k,m] when transA); b is [k,n]
 // ([n,k] when transB). The result is [m,n].
 func MatMul(a, b mat.Tensor, transA, transB bool) mat.Tensor {
-	return ag.NewOperator(&matMulFn{a: a, b: b, transA: transA, transB: transB}).Run()
+	return node(&matMulFn{a: a, b: b, transA: transA, transB: transB})
 }
 
 type matMulFn struct {
@@ -38,7 +35,7 @@ func (f *matMulFn) Forward() (mat.Tensor, error) {
 		kb, n = bc, br
 	}
 	if ka != kb {
-		return nil, shapeError("MatMul", "inner dimensions differ: a is [%d,%d] (transA=%v), b is [%d,%d] (transB=%v)", ar, ac, f.transA, br, bc, f.transB)
+		return nil, opError("MatMul", "inner dimensions differ: a is [%d,%d] (transA=%v), b is [%d,%d] (transB=%v)", ar, ac, f.transA, br, bc, f.transB)
 	}
 	f.m, f.n, f.k = m, n, ka
 	out := newMatrix(m, n)
@@ -52,7 +49,7 @@ func (f *matMulFn) Backward(gy mat.Tensor) error {
 	b, _, _, _ := dense("MatMul", "b", f.b)
 	m, n, k := f.m, f.n, f.k
 	if len(g) != m*n {
-		return shapeError("MatMul", "output gradient has %d values, want %d", len(g), m*n)
+		return opError("MatMul", "output gradient has %d values, want %d", len(g), m*n)
 	}
 	if f.a.RequiresGrad() {
 		da := make([]float32, m*k)
@@ -80,7 +77,7 @@ func (f *matMulFn) Backward(gy mat.Tensor) error {
 // (GPT-2 Conv1D). x is [T, in]; the result is [T, out]. bias may be nil;
 // otherwise it holds out values (a 1×out or out×1 matrix).
 func Linear(x, w, bias mat.Tensor, inOut bool) mat.Tensor {
-	return ag.NewOperator(&linearFn{x: x, w: w, bias: bias, inOut: inOut}).Run()
+	return node(&linearFn{x: x, w: w, bias: bias, inOut: inOut})
 }
 
 type linearFn struct {
@@ -114,7 +111,7 @@ func (f *linearFn) Forward() (mat.Tensor, error) {
 		if f.inOut {
 			layout = "[in,out]"
 		}
-		return nil, shapeError("Linear", "x is [%d,%d] but w is [%d,%d] stored %s (in=%d)", rows, in, wr, wc, layout, win)
+		return nil, opError("Linear", "x is [%d,%d] but w is [%d,%d] stored %s (in=%d)", rows, in, wr, wc, layout, win)
 	}
 	f.rows, f.in, f.out = rows, in, wout
 	var bias []float32
@@ -133,7 +130,7 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	g := gradData(gy)
 	rows, in, out := f.rows, f.in, f.out
 	if len(g) != rows*out {
-		return shapeError("Linear", "output gradient has %d values, want %d", len(g), rows*out)
+		return opError("Linear", "output gradient has %d values, want %d", len(g), rows*out)
 	}
 	x, _, _, _ := dense("Linear", "x", f.x)
 	w, _, _, _ := dense("Linear", "w", f.w)

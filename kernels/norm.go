@@ -48,7 +48,7 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
-		return shapeError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+		return opError("LayerNorm", "output gradient has %d values, want %d", len(g), f.rows*f.dim)
 	}
 	x, _, _, _ := dense("LayerNorm", "x", f.x)
 	gamma, _, _, _ := dense("LayerNorm", "gamma", f.gamma)
@@ -120,6 +120,17 @@ const normBlock = 32
 // layerNormBackward computes the gradients of LayerNorm. Any of dx, dgamma,
 // dbeta may be nil when not needed; dx is overwritten, dgamma/dbeta too.
 func layerNormBackward(dx, dgamma, dbeta, gy, x, gamma []float32, mean, rstd []float64, rows, dim int) {
+	normBackward(rows, dim, dgamma, dbeta, func(t int, dg, db []float64) {
+		layerNormBackwardRow(rowOf(dx, t, dim), dg, db, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, mean[t], rstd[t])
+	})
+}
+
+// normBackward runs a norm's backward pass, row(t, dg, db) for every row
+// t: dg and db are the partial gain and bias gradients of t's block of
+// normBlock rows, for row to add to (nil when dgamma, dbeta are nil).
+// Blocks run in parallel, the rows of a block in order; the partials are
+// then summed into dgamma and dbeta in block order (see normBlock).
+func normBackward(rows, dim int, dgamma, dbeta []float32, row func(t int, dg, db []float64)) {
 	blocks := (rows + normBlock - 1) / normBlock
 	var pg, pb []float64 // per-block partial dgamma, dbeta: [blocks][dim]
 	if dgamma != nil {
@@ -138,11 +149,7 @@ func layerNormBackward(dx, dgamma, dbeta, gy, x, gamma []float32, mean, rstd []f
 				db = pb[b*dim : (b+1)*dim]
 			}
 			for t := b * normBlock; t < min((b+1)*normBlock, rows); t++ {
-				var dr []float32
-				if dx != nil {
-					dr = dx[t*dim : (t+1)*dim]
-				}
-				layerNormBackwardRow(dr, dg, db, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, mean[t], rstd[t])
+				row(t, dg, db)
 			}
 		}
 	})
@@ -150,6 +157,14 @@ func layerNormBackward(dx, dgamma, dbeta, gy, x, gamma []float32, mean, rstd []f
 	reduceBlocks(dbeta, pb, blocks, dim)
 	putF64(pg)
 	putF64(pb)
+}
+
+// rowOf returns row t of a [rows, dim] matrix, or nil when m is nil.
+func rowOf(m []float32, t, dim int) []float32 {
+	if m == nil {
+		return nil
+	}
+	return m[t*dim : (t+1)*dim]
 }
 
 // layerNormBackwardRow is LayerNorm's backward pass for one row: it adds
@@ -254,7 +269,7 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	f.rows, f.dim = r, c
 	if f.perHead {
 		if f.heads <= 0 || f.headDim <= 0 || f.heads*f.headDim != c {
-			return nil, shapeError(f.op, "x is [%d,%d], want %d columns (heads=%d × headDim=%d)", r, c, f.heads*f.headDim, f.heads, f.headDim)
+			return nil, opError(f.op, "x is [%d,%d], want %d columns (heads=%d × headDim=%d)", r, c, f.heads*f.headDim, f.heads, f.headDim)
 		}
 		// Head slices are contiguous: view x as [T*heads, headDim].
 		f.rows, f.dim = r*f.heads, f.headDim
@@ -275,7 +290,7 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	defer f.releaseGrad()
 	g := gradData(gy)
 	if len(g) != f.rows*f.dim {
-		return shapeError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
+		return opError(f.op, "output gradient has %d values, want %d", len(g), f.rows*f.dim)
 	}
 	x, _, _, _ := dense(f.op, "x", f.x)
 	gamma, _, _, _ := dense(f.op, "gamma", f.gamma)
@@ -335,30 +350,11 @@ func rmsNormForward(y, x, gamma []float32, rstd []float64, rows, dim int, eps fl
 
 // rmsNormBackward computes the gradients of RMSNorm; dx and dgamma may be
 // nil. The gain gradient is summed over fixed blocks of rows, then over the
-// blocks in order (see normBlock).
+// blocks in order (see normBackward).
 func rmsNormBackward(dx, dgamma, gy, x, gamma []float32, rstd []float64, rows, dim int) {
-	blocks := (rows + normBlock - 1) / normBlock
-	var pg []float64
-	if dgamma != nil {
-		pg = getF64Zero(blocks * dim)
-	}
-	parallelFor(blocks, max(1, rowsPerChunk(dim)/normBlock), func(_, lo, hi int) {
-		for b := lo; b < hi; b++ {
-			var dg []float64
-			if pg != nil {
-				dg = pg[b*dim : (b+1)*dim]
-			}
-			for t := b * normBlock; t < min((b+1)*normBlock, rows); t++ {
-				var dr []float32
-				if dx != nil {
-					dr = dx[t*dim : (t+1)*dim]
-				}
-				rmsNormBackwardRow(dr, dg, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, rstd[t])
-			}
-		}
+	normBackward(rows, dim, dgamma, nil, func(t int, dg, _ []float64) {
+		rmsNormBackwardRow(rowOf(dx, t, dim), dg, gy[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], gamma, rstd[t])
 	})
-	reduceBlocks(dgamma, pg, blocks, dim)
-	putF64(pg)
 }
 
 // rmsNormBackwardRow is RMSNorm's backward pass for one row.

@@ -130,9 +130,26 @@ func siluGateRef(g, u []float64) []float64 {
 	return y
 }
 
+// ropeRef is ropeRefWith with plain RoPE (every dim, theta's frequencies).
 func ropeRef(x []float64, rows, heads, hd int, pos []int, theta float64) []float64 {
-	y := make([]float64, len(x))
-	half := hd / 2
+	return ropeRefWith(x, rows, heads, hd, pos, RoPEConfig{Theta: theta})
+}
+
+// ropeRefWith rotates every head of x (rows × heads·hd) by its position
+// (pos[t], or t when pos is nil), rotate-half, as cfg says: the first Dim
+// dims rotated, InvFreq (or Theta's frequencies over Dim), cos and sin
+// times AttnFactor.
+func ropeRefWith(x []float64, rows, heads, hd int, pos []int, cfg RoPEConfig) []float64 {
+	dim := cfg.Dim
+	if dim == 0 {
+		dim = hd
+	}
+	half := dim / 2
+	factor := cfg.AttnFactor
+	if factor == 0 {
+		factor = 1
+	}
+	y := append([]float64(nil), x...)
 	for t := 0; t < rows; t++ {
 		p := t
 		if pos != nil {
@@ -141,8 +158,12 @@ func ropeRef(x []float64, rows, heads, hd int, pos []int, theta float64) []float
 		for h := 0; h < heads; h++ {
 			o := t*heads*hd + h*hd
 			for i := 0; i < half; i++ {
-				ang := float64(p) * math.Pow(theta, -2*float64(i)/float64(hd))
-				c, s := math.Cos(ang), math.Sin(ang)
+				fr := math.Pow(cfg.Theta, -2*float64(i)/float64(dim))
+				if cfg.InvFreq != nil {
+					fr = cfg.InvFreq[i]
+				}
+				ang := float64(p) * fr
+				c, s := math.Cos(ang)*factor, math.Sin(ang)*factor
 				y[o+i] = x[o+i]*c - x[o+i+half]*s
 				y[o+i+half] = x[o+i+half]*c + x[o+i]*s
 			}

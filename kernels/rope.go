@@ -149,14 +149,14 @@ func (f *ropeFn) Forward() (mat.Tensor, error) {
 		return nil, err
 	}
 	if f.heads <= 0 || f.headDim <= 0 || f.headDim%2 != 0 && f.dim == 0 || f.heads*f.headDim != c {
-		return nil, shapeError("RoPE", "x is [%d,%d], want %d columns (heads=%d × headDim=%d, headDim even)", r, c, f.heads*f.headDim, f.heads, f.headDim)
+		return nil, opError("RoPE", "x is [%d,%d], want %d columns (heads=%d × headDim=%d, headDim even)", r, c, f.heads*f.headDim, f.heads, f.headDim)
 	}
 	if f.positions != nil && len(f.positions) != r {
-		return nil, shapeError("RoPE", "x has %d rows but %d positions were given", r, len(f.positions))
+		return nil, opError("RoPE", "x has %d rows but %d positions were given", r, len(f.positions))
 	}
 	cfg := f.config()
 	if err := cfg.check(f.headDim); err != nil {
-		return nil, shapeError("RoPE", "%v", err)
+		return nil, opError("RoPE", "%v", err)
 	}
 	f.rows = r
 	y := f.keep(newMatrix(r, c))
@@ -172,7 +172,7 @@ func (f *ropeFn) Backward(gy mat.Tensor) error {
 	g := gradData(gy)
 	n := f.rows * f.heads * f.headDim
 	if len(g) != n {
-		return shapeError("RoPE", "output gradient has %d values, want %d", len(g), n)
+		return opError("RoPE", "output gradient has %d values, want %d", len(g), n)
 	}
 	dx := getF32(n)
 	cfg := f.config()

@@ -45,41 +45,6 @@ func TestRoPE(t *testing.T) {
 	}
 }
 
-// ropeRefWith is ropeRef with a RoPEConfig: the first Dim dims rotated,
-// InvFreq (or Theta's frequencies over Dim), cos and sin times AttnFactor.
-func ropeRefWith(x []float64, rows, heads, hd int, pos []int, cfg RoPEConfig) []float64 {
-	dim := cfg.Dim
-	if dim == 0 {
-		dim = hd
-	}
-	half := dim / 2
-	factor := cfg.AttnFactor
-	if factor == 0 {
-		factor = 1
-	}
-	y := append([]float64(nil), x...)
-	for t := 0; t < rows; t++ {
-		p := t
-		if pos != nil {
-			p = pos[t]
-		}
-		for h := 0; h < heads; h++ {
-			o := t*heads*hd + h*hd
-			for i := 0; i < half; i++ {
-				fr := math.Pow(cfg.Theta, -2*float64(i)/float64(dim))
-				if cfg.InvFreq != nil {
-					fr = cfg.InvFreq[i]
-				}
-				ang := float64(p) * fr
-				c, s := math.Cos(ang)*factor, math.Sin(ang)*factor
-				y[o+i] = x[o+i]*c - x[o+i+half]*s
-				y[o+i+half] = x[o+i+half]*c + x[o+i]*s
-			}
-		}
-	}
-	return y
-}
-
 // TestRoPEWith checks partial rotation, given frequencies and the
 // attention factor against the reference, with gradients (the backward
 // pass is the transpose: the inverse rotation times AttnFactor).

@@ -37,7 +37,7 @@ func (f *scaleFn) Backward(gy mat.Tensor) error {
 	}
 	g := gradData(gy)
 	if len(g) != f.x.Value().Size() {
-		return shapeError("Scale", "output gradient has %d values, want %d", len(g), f.x.Value().Size())
+		return opError("Scale", "output gradient has %d values, want %d", len(g), f.x.Value().Size())
 	}
 	dx := getF32(len(g))
 	scaleInto(dx, g, f.c)

@@ -64,7 +64,7 @@ func (f *softcapFn) Backward(gy mat.Tensor) error {
 	g := gradData(gy)
 	th := f.th
 	if len(g) != len(th) {
-		return shapeError("Softcap", "output gradient has %d values, want %d", len(g), len(th))
+		return opError("Softcap", "output gradient has %d values, want %d", len(g), len(th))
 	}
 	dx := getF32(len(th))
 	parallelFor(len(th), 1<<15, func(_, lo, hi int) {

@@ -35,8 +35,8 @@ func (in Input) Positions() []int {
 }
 
 // Validate checks the input against the model: ids within the vocabulary,
-// well-formed segments, and positions the model can represent. spago aborts
-// the process on an error inside a forward pass, so every check happens here.
+// well-formed segments, and positions the model can represent. The kernels
+// panic on a bad operand inside a forward pass, so every check happens here.
 func (m *Model) Validate(in Input) error {
 	if len(in.IDs) == 0 {
 		return fmt.Errorf("empty input")

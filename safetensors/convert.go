@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // DecodeFloat32 decodes little-endian elements of dtype dt (F32, F16, BF16 or
@@ -64,21 +65,44 @@ func EncodeFloat32(dt DType, src []float32, dst []byte) error {
 }
 
 // The loops below are the bulk paths of DecodeFloat32 and EncodeFloat32.
-// They handle the common case (normal numbers) inline, with no function call
-// per element, and defer every other value to the scalar conversion
-// functions, so their results are bit-identical to those functions. len(src)
-// and len(dst) are as DecodeFloat32 and EncodeFloat32 check.
+// Where halfAsm is set (amd64 with AVX2 and F16C) assembly converts all
+// but the last few elements, 16 at a time. The portable loops handle the
+// common case (normal numbers) inline, with no function call per element,
+// and defer every other value to the scalar conversion functions, so their
+// results are bit-identical to those functions, as the assembly's are.
+// len(src) and len(dst) are as DecodeFloat32 and EncodeFloat32 check.
+
+// littleEndian is set on machines that store a float32 as its
+// little-endian bytes: F32 data is then copied, not decoded.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// f32Bytes is the memory of v as bytes.
+func f32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
 
 func decodeF32(src []byte, dst []float32) {
 	src = src[:4*len(dst)]
+	if littleEndian {
+		copy(f32Bytes(dst), src)
+		return
+	}
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
 }
 
 func decodeBF16(src []byte, dst []float32) {
+	start := 0
+	if b := len(dst) / 16; halfAsm && b > 0 {
+		bf16ToF32x16((*byte)(unsafe.Pointer(&dst[0])), &src[0], b)
+		start = 16 * b
+	}
 	n := len(dst) &^ 3
-	for i := 0; i < n; i += 4 {
+	for i := start; i < n; i += 4 {
 		x := binary.LittleEndian.Uint64(src[2*i : 2*i+8])
 		d := dst[i : i+4 : i+4]
 		d[0] = math.Float32frombits(uint32(x) << 16)
@@ -100,8 +124,13 @@ func f16ToF32Normal(h uint32) float32 {
 }
 
 func decodeF16(src []byte, dst []float32) {
+	start := 0
+	if b := len(dst) / 16; halfAsm && b > 0 {
+		f16ToF32x16((*byte)(unsafe.Pointer(&dst[0])), &src[0], b)
+		start = 16 * b
+	}
 	n := len(dst) &^ 3
-	for i := 0; i < n; i += 4 {
+	for i := start; i < n; i += 4 {
 		x := binary.LittleEndian.Uint64(src[2*i : 2*i+8])
 		h0, h1, h2, h3 := uint32(x)&0xffff, uint32(x>>16)&0xffff, uint32(x>>32)&0xffff, uint32(x>>48)
 		d := dst[i : i+4 : i+4]
@@ -123,14 +152,23 @@ func decodeF16(src []byte, dst []float32) {
 }
 
 func encodeF32(src []float32, dst []byte) {
+	if littleEndian {
+		copy(dst, f32Bytes(src))
+		return
+	}
 	for i, v := range src {
 		binary.LittleEndian.PutUint32(dst[4*i:4*i+4], math.Float32bits(v))
 	}
 }
 
 func encodeBF16(src []float32, dst []byte) {
+	start := 0
+	if b := len(src) / 16; halfAsm && b > 0 {
+		f32ToBF16x16(&dst[0], (*byte)(unsafe.Pointer(&src[0])), b)
+		start = 16 * b
+	}
 	n := len(src) &^ 3
-	for i := 0; i < n; i += 4 {
+	for i := start; i < n; i += 4 {
 		s := src[i : i+4 : i+4]
 		x := uint64(Float32ToBF16(s[0])) | uint64(Float32ToBF16(s[1]))<<16 |
 			uint64(Float32ToBF16(s[2]))<<32 | uint64(Float32ToBF16(s[3]))<<48
@@ -155,8 +193,13 @@ func f32ToF16Normal(b uint32) uint64 {
 }
 
 func encodeF16(src []float32, dst []byte) {
+	start := 0
+	if b := len(src) / 16; halfAsm && b > 0 {
+		f32ToF16x16(&dst[0], (*byte)(unsafe.Pointer(&src[0])), b)
+		start = 16 * b
+	}
 	n := len(src) &^ 3
-	for i := 0; i < n; i += 4 {
+	for i := start; i < n; i += 4 {
 		s := src[i : i+4 : i+4]
 		b0, b1, b2, b3 := math.Float32bits(s[0]), math.Float32bits(s[1]), math.Float32bits(s[2]), math.Float32bits(s[3])
 		var x uint64
@@ -179,9 +222,16 @@ func encodeF16(src []float32, dst []byte) {
 // it. It reports false, doing nothing, for other pairs of dtypes.
 func convertHalf(from, to DType, src, dst []byte) bool {
 	n := len(src) &^ 7
+	blocks := len(src) / 32 // of 16 values, for the assembly loops
+	if !halfAsm || len(dst) < len(src) {
+		blocks = 0
+	}
 	switch {
 	case from == BF16 && to == F16:
-		for i := 0; i < n; i += 8 {
+		if blocks > 0 {
+			bf16ToF16x16(&dst[0], &src[0], blocks)
+		}
+		for i := 32 * blocks; i < n; i += 8 {
 			x := binary.LittleEndian.Uint64(src[i : i+8])
 			y, ok := bf16ToF16x4(x)
 			if !ok {
@@ -193,7 +243,10 @@ func convertHalf(from, to DType, src, dst []byte) bool {
 			binary.LittleEndian.PutUint16(dst[i:], bf16ToF16(binary.LittleEndian.Uint16(src[i:])))
 		}
 	case from == F16 && to == BF16:
-		for i := 0; i < n; i += 8 {
+		if blocks > 0 {
+			f16ToBF16x16(&dst[0], &src[0], blocks)
+		}
+		for i := 32 * blocks; i < n; i += 8 {
 			x := binary.LittleEndian.Uint64(src[i : i+8])
 			y, ok := f16ToBF16x4(x)
 			if !ok {

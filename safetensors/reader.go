@@ -292,19 +292,26 @@ func (f *File) CopyTensor(w io.Writer, name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	n, err := f.copyTensor(w, t)
+	if err != nil {
+		return n, fmt.Errorf("%s: tensor %s: copy: %w", f.path, quote(name), err)
+	}
+	return n, nil
+}
+
+// copyTensor is CopyTensor of t, with errors that name neither the file nor
+// the tensor.
+func (f *File) copyTensor(w io.Writer, t TensorInfo) (int64, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.closed {
-		return 0, fmt.Errorf("%s: %w", f.path, ErrClosed)
+		return 0, ErrClosed
 	}
 	n, err := f.copyRange(w, f.dataOffset+t.Offset, t.Size)
 	if err == nil && n != t.Size {
 		err = fmt.Errorf("%w (copied %d of %d bytes)", ErrTruncated, n, t.Size)
 	}
-	if err != nil {
-		return n, fmt.Errorf("%s: tensor %s: copy: %w", f.path, quote(name), err)
-	}
-	return n, nil
+	return n, err
 }
 
 // copyRange copies size bytes at absolute offset off of the file to w. The
@@ -319,18 +326,7 @@ func (f *File) copyRange(w io.Writer, off, size int64) (int64, error) {
 		}
 		written = n
 	case *tensorSink:
-		if err := d.reserve(size); err != nil {
-			return 0, err
-		}
-		if err := d.bw.Flush(); err != nil {
-			return 0, err
-		}
-		n, err := kernelCopy(d.f, f.f, off, size)
-		d.remaining -= n
-		if err != errFallback {
-			return n, err
-		}
-		written = n
+		return d.copyFrom(f.f, off, size)
 	}
 	n, err := io.Copy(w, io.NewSectionReader(f.f, off+written, size-written))
 	return written + n, err

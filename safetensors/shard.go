@@ -335,12 +335,13 @@ func WriteSharded(dir string, meta Metadata, tensors []WriteTensor, maxShardSize
 // "weight_map": {name: file, ...}} with names sorted. The file is written
 // atomically.
 func WriteIndex(dir string, totalSize int64, weightMap map[string]string) error {
+	path := filepath.Join(dir, IndexFileName)
 	for name, file := range weightMap {
 		if !utf8.ValidString(name) || !utf8.ValidString(file) {
-			return fmt.Errorf("%s: tensor %s: %w", dir, quote(name), ErrInvalidUTF8)
+			return &atomicfile.Error{Path: path, Err: fmt.Errorf("tensor %s: %w", quote(name), ErrInvalidUTF8)}
 		}
 		if file == "" || file == "." || file == ".." || strings.ContainsAny(file, `/\`) {
-			return fmt.Errorf("%s: tensor %s: %w (file %s is not a plain file name)", dir, quote(name), ErrInvalidIndex, quote(file))
+			return &atomicfile.Error{Path: path, Err: fmt.Errorf("tensor %s: %w (file %s is not a plain file name)", quote(name), ErrInvalidIndex, quote(file))}
 		}
 	}
 	names := make([]string, 0, len(weightMap))
@@ -365,7 +366,7 @@ func WriteIndex(dir string, totalSize int64, weightMap map[string]string) error 
 		b = append(b, "\n  "...)
 	}
 	b = append(b, "}\n}\n"...)
-	return atomicfile.WriteFile(filepath.Join(dir, IndexFileName), b)
+	return atomicfile.WriteFile(path, b)
 }
 
 // appendPythonJSONString appends s as Python's json.dumps (ensure_ascii=True)

@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"syscall"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ssmax/ssmax/internal/atomicfile"
 )
@@ -40,7 +42,8 @@ type WriteTensor struct {
 }
 
 // FromFile returns a WriteTensor that copies tensor name of f unchanged,
-// through f.CopyTensor (kernel copy when writing to a file).
+// as f.CopyTensor does (kernel copy when writing to a file). Its Write's
+// errors name f but not the tensor, which WriteFile names.
 func FromFile(f *File, name string) (WriteTensor, error) {
 	t, err := f.lookup(name)
 	if err != nil {
@@ -52,8 +55,10 @@ func FromFile(f *File, name string) (WriteTensor, error) {
 		Shape: append([]int64{}, t.Shape...),
 		Size:  t.Size,
 		Write: func(w io.Writer) error {
-			_, err := f.CopyTensor(w, name)
-			return err
+			if _, err := f.copyTensor(w, t); err != nil {
+				return fmt.Errorf("copy from %s: %w", f.path, err)
+			}
+			return nil
 		},
 	}, nil
 }
@@ -134,7 +139,7 @@ func Convert(f *File, name string, dt DType) (WriteTensor, error) {
 		Size:  size,
 		Write: func(w io.Writer) error {
 			if err := f.convertTo(w, t, dt); err != nil {
-				return fmt.Errorf("%s: tensor %s: convert to %s: %w", f.path, quote(name), dt, err)
+				return fmt.Errorf("convert from %s: %w", f.path, err)
 			}
 			return nil
 		},
@@ -151,9 +156,13 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 	out := make([]byte, chunk*outSize)
 	var f32 []float32
 	var f64 []float64
-	if t.DType == F64 {
+	half := (t.DType == F16 || t.DType == BF16) && (dt == F16 || dt == BF16)
+	switch {
+	case t.DType == F64:
 		f64 = make([]float64, chunk)
-	} else {
+	case half, littleEndian && (t.DType == F32 || dt == F32):
+		// converted between in and out directly
+	default:
 		f32 = make([]float32, chunk)
 	}
 	w, err := unbuffered(w)
@@ -173,6 +182,14 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 			}
 			encodeFloat64(dt, f64[:k], dst)
 		case convertHalf(t.DType, dt, src, dst):
+		case t.DType == F32 && littleEndian: // encode straight from the bytes read
+			if err := EncodeFloat32(dt, asF32(src), dst); err != nil {
+				return err
+			}
+		case dt == F32 && littleEndian: // decode straight into the bytes to write
+			if err := DecodeFloat32(t.DType, src, asF32(dst)); err != nil {
+				return err
+			}
 		default:
 			if err := DecodeFloat32(t.DType, src, f32[:k]); err != nil {
 				return err
@@ -187,6 +204,15 @@ func (f *File) convertTo(w io.Writer, t TensorInfo, dt DType) error {
 		done += int64(k)
 	}
 	return nil
+}
+
+// asF32 views little-endian F32 bytes as float32 values (littleEndian
+// machines only; b holds whole values).
+func asF32(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
 // encodeFloat64 encodes src to dt (F32, F16, BF16, F64) rounding once. dst
@@ -344,12 +370,89 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// fileWriter is where WriteFile writes: the temporary file behind a
+// buffer, with a count of the bytes that reached the file (its position),
+// write-back of those bytes started as they come (see writeback), and the
+// first error the file gave. Every byte goes through write or, for kernel
+// copies, is reported to advance.
+type fileWriter struct {
+	f   *os.File
+	bw  *bufio.Writer // over direct
+	off int64         // bytes written to f
+	wb  writeback
+	err error // first error writing to f, without the temporary path
+}
+
+func newFileWriter(f *os.File) *fileWriter {
+	fw := &fileWriter{f: f}
+	fw.bw = bufio.NewWriterSize(directWriter{fw}, writeBufferSize)
+	return fw
+}
+
+// testFullAt, when positive, makes every file WriteFile writes full at
+// that size: writes and kernel copies past it fail with ENOSPC, as they
+// would on a full disk, with the errors the os package gives. Tests only.
+var testFullAt int64
+
+// room returns how many of n bytes fit before testFullAt, and the error of
+// a write or copy that ends there.
+func (fw *fileWriter) room(n int64, op string) (int64, error) {
+	if testFullAt <= 0 || fw.off+n <= testFullAt {
+		return n, nil
+	}
+	room := max(testFullAt-fw.off, 0)
+	if op == "write" {
+		return room, &os.PathError{Op: op, Path: fw.f.Name(), Err: syscall.ENOSPC}
+	}
+	return room, fmt.Errorf("%s: %w", op, syscall.ENOSPC)
+}
+
+// write writes p to the file itself, bypassing the buffer (which the
+// caller has flushed).
+func (fw *fileWriter) write(p []byte) (int, error) {
+	room, full := fw.room(int64(len(p)), "write")
+	n, err := fw.f.Write(p[:room])
+	if err == nil {
+		err = full
+	}
+	fw.advance(int64(n))
+	if err != nil {
+		fw.fail(err)
+	}
+	return n, err
+}
+
+// advance records n more bytes in the file and starts their write-back.
+func (fw *fileWriter) advance(n int64) {
+	fw.off += n
+	fw.wb.advance(fw.f, fw.off)
+}
+
+// fail keeps the first error of the file, without the temporary path the
+// os package puts in it or the name of the system call (a kernel copy's
+// "copy_file_range: no space left on device" is "no space left on device").
+func (fw *fileWriter) fail(err error) {
+	if fw.err != nil {
+		return
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		fw.err = errno
+	} else {
+		fw.err = atomicfile.Cause(err)
+	}
+}
+
+// directWriter is the buffer's way to the file.
+type directWriter struct{ fw *fileWriter }
+
+func (d directWriter) Write(p []byte) (int, error) { return d.fw.write(p) }
+
 // tensorSink is the io.Writer WriteFile hands to each WriteTensor.Write: it
 // buffers, counts and refuses bytes beyond Size, and lets CopyTensor reach
 // the underlying file for a kernel copy.
 type tensorSink struct {
-	bw        *bufio.Writer
-	f         *os.File
+	fw        *fileWriter
 	size      int64
 	remaining int64
 }
@@ -360,7 +463,7 @@ func (s *tensorSink) Write(p []byte) (int, error) {
 	if err := s.reserve(int64(len(p))); err != nil {
 		return 0, err
 	}
-	n, err := s.bw.Write(p)
+	n, err := s.fw.bw.Write(p)
 	s.remaining -= int64(n)
 	return n, err
 }
@@ -373,6 +476,45 @@ func (s *tensorSink) reserve(n int64) error {
 	return nil
 }
 
+// copyFrom copies size bytes at offset off of src into the file, in the
+// kernel when it can (in chunks, so that write-back starts as the copy
+// goes), through the buffer otherwise.
+func (s *tensorSink) copyFrom(src *os.File, off, size int64) (int64, error) {
+	if err := s.reserve(size); err != nil {
+		return 0, err
+	}
+	if err := s.fw.bw.Flush(); err != nil {
+		return 0, err
+	}
+	var written int64
+	for written < size {
+		chunk, full := s.fw.room(min(size-written, copyChunk), "copy_file_range")
+		n, err := kernelCopy(s.fw.f, src, off+written, chunk)
+		if err == nil {
+			err = full
+		}
+		written += n
+		s.remaining -= n
+		s.fw.advance(n)
+		if err == errFallback {
+			break
+		}
+		if err != nil {
+			s.fw.fail(err)
+			return written, err
+		}
+	}
+	if written == size {
+		return written, nil
+	}
+	n, err := io.Copy(s, io.NewSectionReader(src, off+written, size-written))
+	return written + n, err
+}
+
+// copyChunk is the most a kernel copy into a WriteFile copies at once: a
+// write-back chunk on Linux, so that write-back starts as the copy goes.
+const copyChunk = 8 << 20
+
 // unbuffered returns a writer for whole chunks: when w is the writer
 // WriteFile hands to a WriteTensor, it flushes the buffer and returns a
 // writer to the file itself that keeps w's byte accounting, so a chunk
@@ -383,7 +525,7 @@ func unbuffered(w io.Writer) (io.Writer, error) {
 	if !ok {
 		return w, nil
 	}
-	if err := s.bw.Flush(); err != nil {
+	if err := s.fw.bw.Flush(); err != nil {
 		return nil, err
 	}
 	return fileSink{s}, nil
@@ -396,7 +538,7 @@ func (d fileSink) Write(p []byte) (int, error) {
 	if err := d.s.reserve(int64(len(p))); err != nil {
 		return 0, err
 	}
-	n, err := d.s.f.Write(p)
+	n, err := d.s.fw.write(p)
 	d.s.remaining -= int64(n)
 	return n, err
 }
@@ -409,22 +551,32 @@ func (d fileSink) Write(p []byte) (int, error) {
 // existing file at path is left untouched. Writing over a file that
 // is open (even the source of FromFile tensors) is safe: the open File keeps
 // the old contents.
+//
+// On Linux, write-back of the data to the disk is started every 8 MB
+// while writing (sync_file_range), so that the final fsync has little left
+// to do: writing a file costs about the disk's time rather than the copy's
+// time plus the disk's.
+//
+// Errors are *atomicfile.Error values naming path, the tensor being
+// written and the cause, each once: `write DIR/model.safetensors: tensor
+// "x": no space left on device`.
 func WriteFile(path string, meta Metadata, tensors []WriteTensor) error {
 	header, err := EncodeHeader(meta, tensors)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return &atomicfile.Error{Path: path, Err: err}
 	}
 	return atomicfile.Write(path, func(f *os.File) error {
-		bw := bufio.NewWriterSize(f, writeBufferSize)
-		if _, err := bw.Write(header); err != nil {
-			return err
-		}
+		fw := newFileWriter(f)
+		fw.bw.Write(header) // an error stays in the buffer: seen at the first tensor or the final flush
 		for _, t := range tensors {
 			if t.Write == nil {
 				return fmt.Errorf("tensor %s: nil Write function", quote(t.Name))
 			}
-			sink := &tensorSink{bw: bw, f: f, size: t.Size, remaining: t.Size}
+			sink := &tensorSink{fw: fw, size: t.Size, remaining: t.Size}
 			if err := t.Write(sink); err != nil {
+				if fw.err != nil {
+					err = fw.err // the file's own error, whatever Write made of it
+				}
 				return fmt.Errorf("tensor %s: %w", quote(t.Name), err)
 			}
 			if sink.remaining != 0 {
@@ -432,6 +584,15 @@ func WriteFile(path string, meta Metadata, tensors []WriteTensor) error {
 					quote(t.Name), ErrWriteSize, t.Size-sink.remaining, t.Size)
 			}
 		}
-		return bw.Flush()
+		if err := fw.bw.Flush(); err != nil {
+			if fw.err != nil {
+				err = fw.err
+			}
+			if len(tensors) > 0 {
+				return fmt.Errorf("tensor %s: %w", quote(tensors[len(tensors)-1].Name), err)
+			}
+			return err
+		}
+		return nil
 	})
 }

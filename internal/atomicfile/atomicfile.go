@@ -7,6 +7,10 @@
 // New files get mode 0666 and new directories 0777, both filtered by the
 // process umask as the kernel applies it: the permissions `touch` and
 // `mkdir` would give.
+//
+// Errors are *Error values that name the output by its final path, never
+// the temporary sibling's, and the cause once: "write DIR/config.json: no
+// space left on device" (see Cause and Relocate for writers built on top).
 package atomicfile
 
 import (
@@ -46,11 +50,11 @@ func Create(path string) (*File, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, wrap(path, err)
 		}
 		return &File{File: f, path: path}, nil
 	}
-	return nil, fmt.Errorf("%s: cannot create a temporary file beside it", path)
+	return nil, &Error{Path: path, Err: errors.New("cannot create a temporary file beside it")}
 }
 
 // Path is the final path the file is committed to.
@@ -60,7 +64,7 @@ func (f *File) Path() string { return f.path }
 // path (replacing a file there) and fsyncs the directory.
 func (f *File) Commit() error {
 	if f.done {
-		return fmt.Errorf("%s: already committed or aborted", f.path)
+		return &Error{Path: f.path, Err: errors.New("already committed or aborted")}
 	}
 	f.done = true
 	tmp := f.Name()
@@ -73,9 +77,9 @@ func (f *File) Commit() error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", f.path, err)
+		return wrap(f.path, err)
 	}
-	return SyncDir(filepath.Dir(f.path))
+	return wrap(f.path, syncDir(filepath.Dir(f.path)))
 }
 
 // Abort closes and removes the temporary file. It does nothing after
@@ -97,7 +101,7 @@ func Write(path string, fill func(f *os.File) error) error {
 	}
 	defer f.Abort()
 	if err := fill(f.File); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return wrap(path, err)
 	}
 	return f.Commit()
 }
@@ -114,13 +118,18 @@ func WriteFile(path string, data []byte) error {
 // durable. File systems that cannot sync a directory (EINVAL) are not an
 // error.
 func SyncDir(dir string) error {
+	return wrap(dir, syncDir(dir))
+}
+
+// syncDir is SyncDir with the cause alone as its error.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
+		return fmt.Errorf("sync directory: %w", Cause(err))
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil && !ignorableSyncError(err) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
+		return fmt.Errorf("sync directory: %w", Cause(err))
 	}
 	return nil
 }
@@ -131,7 +140,7 @@ func SyncDir(dir string) error {
 func MkdirTemp(dst string) (string, error) {
 	parent := filepath.Dir(filepath.Clean(dst))
 	if err := os.MkdirAll(parent, 0o777); err != nil {
-		return "", fmt.Errorf("%s: %w", dst, err)
+		return "", &Error{Path: dst, Err: err} // "mkdir PARENT: ..."
 	}
 	for range 8 {
 		tmp := tempName(dst)
@@ -140,11 +149,11 @@ func MkdirTemp(dst string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("create a temporary directory beside %s: %w", dst, err)
+			return "", wrap(dst, err)
 		}
 		return tmp, nil
 	}
-	return "", fmt.Errorf("%s: cannot create a temporary directory beside it", dst)
+	return "", &Error{Path: dst, Err: errors.New("cannot create a temporary directory beside it")}
 }
 
 // ErrExists reports a destination that exists when replacing was not asked
@@ -157,29 +166,35 @@ var ErrExists = errors.New("exists")
 // rename worked, so a failure leaves the old dst in place. Files inside
 // tmp must already be synced (File.Commit and safetensors writers do).
 func CommitDir(tmp, dst string, replace bool) error {
-	if err := SyncDir(tmp); err != nil {
-		return err
+	if err := syncDir(tmp); err != nil {
+		return &Error{Path: dst, Err: err}
 	}
 	parent := filepath.Dir(filepath.Clean(dst))
 	if _, err := os.Lstat(dst); err == nil {
 		if !replace {
-			return fmt.Errorf("%s: %w", dst, ErrExists)
+			return &Error{Path: dst, Err: ErrExists}
 		}
 		old := tmp + ".old"
 		if err := os.Rename(dst, old); err != nil {
-			return fmt.Errorf("move existing %s aside: %w", dst, err)
+			return &Error{Path: dst, Err: fmt.Errorf("move the existing one aside: %w", Cause(err))}
 		}
 		if err := os.Rename(tmp, dst); err != nil {
 			os.Rename(old, dst)
-			return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
+			return &Error{Path: dst, Err: fmt.Errorf("rename into place: %w", Cause(err))}
 		}
-		if err := SyncDir(parent); err != nil {
-			return err
+		if err := syncDir(parent); err != nil {
+			return &Error{Path: dst, Err: err}
 		}
-		return os.RemoveAll(old)
+		if err := os.RemoveAll(old); err != nil {
+			return &Error{Path: dst, Err: fmt.Errorf("remove the replaced directory: %w", Cause(err))}
+		}
+		return nil
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
+		return &Error{Path: dst, Err: fmt.Errorf("rename into place: %w", Cause(err))}
 	}
-	return SyncDir(parent)
+	if err := syncDir(parent); err != nil {
+		return &Error{Path: dst, Err: err}
+	}
+	return nil
 }

@@ -33,6 +33,9 @@ class AdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, lr, factor=1.0):
+        """One update; returns (parameter, its group's learning rate) of
+        the first weight the update made non-finite, or None."""
+        bad = None
         b1, b2, eps = self.beta1, self.beta2, self.eps
         for g in self.param_groups:
             g["step"] += 1
@@ -54,3 +57,6 @@ class AdamW(torch.optim.Optimizer):
                 if wd != 0.0:
                     d = d + p * wd
                 p.sub_(d * alpha)
+                if bad is None and not bool(torch.isfinite(p).all()):
+                    bad = (p, lr * g["lr_scale"])
+        return bad

@@ -63,6 +63,15 @@ def die_with_parent():
         os._exit(1)
 
 
+def go_float(x):
+    """A non-finite float as Go's %v prints it."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return "%g" % x
+
+
 def metrics_line(rec):
     return json.dumps(rec, separators=(",", ":")) + "\n"
 
@@ -350,7 +359,7 @@ class Trainer:
             offs = [w * self.T for w in self.plan.micro(k, m)]
             ids, tgt, pos, seg, count, longest, weight = self.local_rows(self.train, offs)
             if count == 0:
-                raise RunError("step %d: no target to predict" % k)
+                raise RunError("step %d: no target to predict" % (k + 1))
             sync = contextlib.nullcontext()
             if has_grad and m < self.A - 1 and hasattr(self.net, "no_sync"):
                 sync = self.net.no_sync()
@@ -364,16 +373,21 @@ class Trainer:
             part_sum += part.item()
         loss = self.all_sum(part_sum) / self.A
         if math.isnan(loss) or math.isinf(loss):
-            raise RunError("step %d: loss is %s; lower --lr or check the data" % (k, "NaN" if math.isnan(loss) else ("+Inf" if loss > 0 else "-Inf")))
+            raise RunError("step %d: loss is %s; lower --lr or check the data" % (k + 1, go_float(loss)))
         norm = 0.0
         if has_grad:
             norm = self.grad_norm() / self.A
+            if math.isnan(norm) or math.isinf(norm):
+                raise RunError("step %d: gradient norm is %s; lower --lr or check the data" % (k + 1, go_float(norm)))
             factor = 1.0 / self.A
             clip = self.cfg["clip_norm"]
             if clip > 0 and norm > clip:
                 factor *= clip / norm
-            self.opt.step(lr, factor)
+            bad = self.opt.step(lr, factor)
             self.opt.zero_grad(set_to_none=True)
+            if bad is not None:
+                name = next((n for n, p in self.model.named_tensors() if p is bad[0]), "a weight")
+                raise RunError("step %d: the update made %s non-finite (learning rate %g); lower --lr" % (k + 1, name, bad[1]))
         return loss, norm, lr
 
     def grad_norm(self):

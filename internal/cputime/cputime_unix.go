@@ -1,14 +1,15 @@
 //go:build unix
 
-package kernels
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time used so far by the process, all threads.
-func processCPU() time.Duration {
+const measured = true
+
+func process() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
