@@ -79,16 +79,20 @@ type torchData struct {
 	TokenWidth int          `json:"token_width"`
 	Train      torchStream  `json:"train"`
 	Val        *torchStream `json:"val,omitempty"`
-	// Batches holds, for every step, micro-batch and row, the index of the
-	// train window of that sequence (uint32, [steps][grad_accum][batch_size]).
-	Batches string `json:"batches"`
+	// Batches holds, for every step from FirstStep on, micro-batch and row,
+	// the index of the train window of that sequence (uint32,
+	// [steps][grad_accum][batch_size]).
+	Batches   string `json:"batches"`
+	FirstStep int    `json:"first_step"`
 	// LR holds every step's learning rate (float64).
 	LR string `json:"lr"`
-	// Windows is the number of train windows per epoch and Seed the data
-	// seed: with the stream length, what the spago loader's position in
+	// Windows is the number of train windows per epoch, Seed the loader's
+	// seed and StartWindows the windows it had drawn before FirstStep: with
+	// the stream length, what the spago loader's position in
 	// trainer_state/state.json records.
-	Windows int    `json:"windows"`
-	Seed    uint64 `json:"seed"`
+	Windows      int    `json:"windows"`
+	Seed         uint64 `json:"seed"`
+	StartWindows int64  `json:"start_windows"`
 }
 
 type torchStream struct {
@@ -346,7 +350,11 @@ func (p *torchPrep) write(t *trainer, o TorchOptions) error {
 			run.Trainable = append(run.Trainable, torchTrainable{Name: q.Name, Group: groupOf(q)})
 		}
 	}
-	if run.Data, err = t.writeTorchData(p.node); err != nil {
+	first := 0
+	if p.state != nil {
+		first = p.state.Step
+	}
+	if run.Data, err = t.writeTorchData(p.node, first); err != nil {
 		return err
 	}
 	cfg := t.m.Config // with what setupData recorded (the bytes tokenizer)
@@ -372,11 +380,14 @@ func writeJSON(path string, v any) error {
 }
 
 // writeTorchData writes the train and validation streams, their document
-// ends, the window of every sequence of every step (the spago loader's
-// order) and the learning rate of every step.
-func (t *trainer) writeTorchData(node string) (torchData, error) {
+// ends, the window of every sequence of every step from first on (the
+// spago loader's order, from where a resumed run's loader stood) and the
+// learning rate of every step.
+func (t *trainer) writeTorchData(node string, first int) (torchData, error) {
 	c := &t.cfg
-	d := torchData{TokenWidth: 4, Seed: c.Seed, Batches: "batches.bin", LR: "lr.bin", Windows: t.train.WindowsPerEpoch()}
+	pos := t.train.State()
+	d := torchData{TokenWidth: 4, Seed: pos.Seed, Batches: "batches.bin", LR: "lr.bin", Windows: pos.Windows,
+		FirstStep: first, StartWindows: int64(pos.Epoch)*int64(pos.Windows) + int64(pos.Cursor)}
 	if t.m.Spec.Vocab <= 1<<16 {
 		d.TokenWidth = 2
 	}
@@ -394,15 +405,11 @@ func (t *trainer) writeTorchData(node string) (torchData, error) {
 		}
 		d.Val = &v
 	}
-	loader, err := data.NewLoader(train, c.SeqLen, c.BatchSize, c.Seed)
-	if err != nil {
-		return d, err
-	}
 	perStep := c.BatchSize * c.GradAccum
 	err = writeBinary(filepath.Join(node, d.Batches), func(w io.Writer) error {
 		buf := make([]uint32, 0, perStep)
-		for step := 0; step < t.total; step++ {
-			buf = loader.NextWindows(buf[:0], perStep)
+		for step := first; step < t.total; step++ {
+			buf = t.train.NextWindows(buf[:0], perStep)
 			if err := binary.Write(w, binary.LittleEndian, buf); err != nil {
 				return err
 			}

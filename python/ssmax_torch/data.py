@@ -80,10 +80,12 @@ class Plan:
 
     def __init__(self, node, data, total, accum, batch):
         self.accum, self.batch = accum, batch
+        self.first = data.get("first_step", 0)
         with open(os.path.join(node, data["batches"]), "rb") as f:
             raw = f.read()
-        if len(raw) != 4 * total * accum * batch:
-            raise ValueError("%s: %d bytes, want %d steps x %d x %d windows" % (data["batches"], len(raw), total, accum, batch))
+        steps = total - self.first
+        if len(raw) != 4 * steps * accum * batch:
+            raise ValueError("%s: %d bytes, want %d steps x %d x %d windows" % (data["batches"], len(raw), steps, accum, batch))
         self.windows = array.array("I")
         self.windows.frombytes(raw)
         with open(os.path.join(node, data["lr"]), "rb") as f:
@@ -92,7 +94,7 @@ class Plan:
 
     def micro(self, step, m):
         """The window indices of micro-batch m of step (global rows)."""
-        i = (step * self.accum + m) * self.batch
+        i = ((step - self.first) * self.accum + m) * self.batch
         return list(self.windows[i:i + self.batch])
 
 

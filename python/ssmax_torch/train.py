@@ -107,6 +107,7 @@ class Trainer:
         self.val = D.Stream(self.node, d["val"], d["token_width"]) if d.get("val") else None
         self.plan = D.Plan(self.node, d, self.total, self.A, self.B)
         self.windows, self.seed = d["windows"], d["seed"]
+        self.first_step, self.start_windows = d.get("first_step", 0), d.get("start_windows", 0)
 
         self.infos = {t["name"]: t for t in spec["tensors"]}
         self.sw = run.get("switch")
@@ -192,10 +193,9 @@ class Trainer:
         if ld.get("tokens") != self.train.n or ld.get("windows") != self.windows:
             raise RunError("resume %s: loader state: %s tokens in %s windows, loader has %d in %d (different data?)" % (
                 d, ld.get("tokens"), ld.get("windows"), self.train.n, self.windows))
-        want = D.loader_state(state["step"] * self.A * self.B, self.windows, ld.get("seed"), self.T, self.B, self.train.n)
-        if (ld.get("epoch"), ld.get("cursor"), ld.get("seed")) != (want["epoch"], want["cursor"], self.seed) or state["step"] > self.total:
-            raise RunError("resume %s: step %d at epoch %s cursor %s does not continue this run's batches (seed %d, batch %d x %d)" % (
-                d, state["step"], ld.get("epoch"), ld.get("cursor"), self.seed, self.B, self.A))
+        if state["step"] != self.first_step or ld.get("seed") != self.seed:
+            raise RunError("resume %s: step %d (seed %s), but ssmax planned the batches from step %d (seed %d)" % (
+                d, state["step"], ld.get("seed"), self.first_step, self.seed))
         return state
 
     def read_moments(self, d, weights):
@@ -507,7 +507,8 @@ class Trainer:
         st.write_tensors(os.path.join(sd, "optimizer.safetensors"), tensors, {"format": "ssmax-trainer"})
         state = {
             "step": self.step, "tokens": self.tokens,
-            "loader": D.loader_state(self.step * self.A * self.B, self.windows, self.seed, self.T, self.B, self.train.n),
+            "loader": D.loader_state(self.start_windows + (self.step - self.first_step) * self.A * self.B, self.windows, self.seed,
+                                     self.T, self.B, self.train.n),
             "adam_steps": {g["name"]: g["step"] for g in self.opt.param_groups} if self.opt is not None else {},
             "switched_to_ssmax": self.switched, "elapsed_seconds": self.elapsed, "config": self.cfg,
             "last_loss": loss, "total_steps": self.total,
