@@ -279,7 +279,7 @@ func (t *trainer) sMeans() []float64 {
 func countValues(ps []*model.Param) int {
 	n := 0
 	for _, p := range ps {
-		n += len(p.Values())
+		n += p.Len()
 	}
 	return n
 }

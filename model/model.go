@@ -37,8 +37,47 @@ type Param struct {
 }
 
 // Values returns the parameter's float32 values (no copy), in memory
-// layout (see StoredValues).
-func (p *Param) Values() []float32 { return p.Value().(*mat.Dense[float32]).Data().F32() }
+// layout (see StoredValues). For a weight held in its stored dtype (see
+// Stored) it returns a decoded copy: writing to it changes nothing.
+func (p *Param) Values() []float32 {
+	if w := p.stored(); w != nil {
+		return w.Float32s()
+	}
+	return p.Value().(*mat.Dense[float32]).Data().F32()
+}
+
+// Stored reports whether the weight is held in its stored 16-bit dtype
+// (BF16 or F16) rather than as float32: a frozen weight of a loaded
+// checkpoint. Such a weight takes half the memory; the matrix products
+// convert it to float32 as they read it.
+func (p *Param) Stored() bool { return p.stored() != nil }
+
+// stored returns the weight held in its stored dtype, or nil.
+func (p *Param) stored() *kernels.Weight {
+	if p.Param == nil {
+		return nil
+	}
+	w, _ := p.Matrix.(*kernels.Weight)
+	return w
+}
+
+// SetRequiresGrad sets whether the parameter requires a gradient. Turning
+// it on for a weight held in its stored dtype first replaces it by its
+// float32 values (the master copy that trains); turning it off keeps the
+// float32 values.
+func (p *Param) SetRequiresGrad(on bool) {
+	if w := p.stored(); w != nil {
+		if !on {
+			return
+		}
+		s := w.Shape()
+		p.ReplaceValue(mat.NewDense[float32](mat.WithShape(s[0], s[1]), mat.WithBacking(w.Float32s())))
+	}
+	p.Param.SetRequiresGrad(on)
+}
+
+// Len is the number of values.
+func (p *Param) Len() int { return p.Size() }
 
 // StoredValues returns vals (the parameter's values, or its gradient) in
 // the checkpoint's layout: the same slice unless the family stores the
@@ -101,7 +140,16 @@ type Options struct {
 }
 
 // Load builds the model of an opened checkpoint: every weight the spec
-// names, decoded to float32, and the SSMax parameters of converted layers.
+// names and the SSMax parameters of converted layers.
+//
+// Matrices stored in BF16 or F16 stay in that dtype (2 bytes a value,
+// read from the file into memory the model owns: the checkpoint may be
+// closed afterwards) and start frozen; the kernels convert them to float32
+// as they read them, so the results are those of the decoded float32
+// weights. Param.SetRequiresGrad(true) (or Model.SetRequiresGrad) turns such
+// a weight into a float32 copy that trains. Every other weight (F32
+// tensors, and vectors in any dtype) is decoded to float32 and requires a
+// gradient, unless opts.Inference is set.
 func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, error) {
 	m, err := newModel(spec, c.Config, opts)
 	if err != nil {
@@ -115,12 +163,10 @@ func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, erro
 			}
 			return nil, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
 		}
-		vals, err := t.File.Float32s(ts.Name)
+		p, err := loadParam(t, ts)
 		if err != nil {
 			return nil, err
 		}
-		p := newParam(ts, vals)
-		p.DType = t.DType
 		m.reorder(p)
 		m.add(p)
 	}
@@ -162,6 +208,15 @@ func (m *Model) reorder(p *Param) {
 				p.rowOrder[part*H*hd+h*hd+i] = h*3*hd + part*hd + i
 			}
 		}
+	}
+	if w := p.stored(); w != nil {
+		raw := w.Raw16()
+		src := append([]uint16(nil), raw...)
+		unit := len(raw) / len(p.rowOrder)
+		for r, from := range p.rowOrder {
+			copy(raw[r*unit:(r+1)*unit], src[from*unit:(from+1)*unit])
+		}
+		return
 	}
 	vals := p.Values()
 	stored := append([]float32(nil), vals...)
@@ -210,11 +265,13 @@ func (m *Model) initAttention() {
 }
 
 // SetRequiresGrad sets whether every weight requires a gradient (the
-// default after Open, Load and New is true; training then chooses its
-// trainable set). A model used only for inference — scoring, evaluation,
-// generation — should turn it off: the kernels then build no autograd
-// graph and keep no intermediate values, so the memory of a forward pass
-// stays at a few activations whatever the sequence length.
+// default after Open, Load and New is true, except for the weights Load
+// keeps in their stored 16-bit dtype, which start frozen; training then
+// chooses its trainable set). Turning it on converts those to float32 (see
+// Param.SetRequiresGrad). A model used only for inference — scoring,
+// evaluation, generation — should turn it off: the kernels then build no
+// autograd graph and keep no intermediate values, so the memory of a
+// forward pass stays at a few activations whatever the sequence length.
 func (m *Model) SetRequiresGrad(on bool) {
 	for _, p := range m.params {
 		p.SetRequiresGrad(on)
@@ -292,15 +349,16 @@ func (m *Model) ParamCount() int64 {
 	var n int64
 	for _, p := range m.params {
 		if !p.Role.IsSSMax() {
-			n += int64(len(p.Values()))
+			n += int64(p.Len())
 		}
 	}
 	return n
 }
 
 // Open loads the model of the checkpoint at path (a directory, or a
-// .safetensors file with configPath). The weights are copied into memory,
-// so the checkpoint files are closed before Open returns.
+// .safetensors file with configPath) as Load does. The weights are read
+// into memory the model owns (16-bit matrices in their stored dtype), so
+// the checkpoint files are closed before Open returns.
 func Open(path, configPath string, o Options) (*Model, error) {
 	c, err := checkpoint.Open(path, checkpoint.Options{ConfigPath: configPath})
 	if err != nil {

@@ -119,6 +119,10 @@ func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
 	if o.DType != "" && !p.Role.IsSSMax() {
 		dt = o.DType
 	}
+	if w := p.stored(); w != nil && dt == p.DType {
+		// A frozen weight in its stored dtype: its bytes, unchanged.
+		return safetensors.FromBytes(p.Name, dt, p.StoredShape, p.storedBytes(w))
+	}
 	return safetensors.FromFloat32(p.Name, dt, p.StoredShape, p.StoredValues(p.Values()))
 }
 
