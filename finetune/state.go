@@ -44,7 +44,7 @@ type trainerState struct {
 func stepDirName(step int) string { return fmt.Sprintf("%s%06d", stepDirPrefix, step) }
 
 // saveStep writes OUT/step_N atomically: model, trainer state (optimizer
-// moments, float32 master weights of parameters stored in a narrower dtype,
+// moments, float32 master weights of trained parameters stored in a narrower dtype,
 // data position) and, last, the DONE marker; then renames it into place.
 func saveStep(out string, name string, m *model.Model, opt *optimizer, st trainerState) error {
 	partial := filepath.Join(out, "."+name+".partial")
@@ -62,9 +62,9 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 	}
 	tensors := opt.stateTensors()
 	for _, p := range m.Params() {
-		// Weights held in their stored dtype are frozen: the saved model
-		// has their exact values, they need no master copy.
-		if p.DType != safetensors.F32 && !p.Stored() {
+		// Frozen weights never change: the saved model has their exact
+		// values, they need no master copy.
+		if p.DType != safetensors.F32 && p.RequiresGrad() {
 			tensors = append(tensors, safetensors.FromFloat32("master."+p.Name, safetensors.F32, []int64{int64(len(p.Values()))}, p.Values()))
 		}
 	}
