@@ -165,6 +165,7 @@ func gemmBias(transA, transB bool, m, n, k int, a, b, bias, c []float32, accumul
 // ones (a stored Weight) converted to float32 as B is packed. The product is
 // that of the decoded float32 B.
 func gemmBiasOp(transA, transB bool, m, n, k int, a []float32, b gemmOperand, bias, c []float32, accumulate bool) {
+	defer runtime.KeepAlive(b.keep)
 	if b.u16 == nil {
 		gemmBias(transA, transB, m, n, k, a, b.f32, bias, c, accumulate)
 		return

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
@@ -56,34 +57,44 @@ type Weight struct {
 	dtype      WeightDType
 	f32        []float32
 	u16        []uint16
+	// owner is kept reachable as long as the Weight is.
+	owner any
 }
 
 // NewWeight16 returns the Weight [rows, cols] of the BF16 or F16 values v
-// (row-major, not copied).
-func NewWeight16(rows, cols int, dtype WeightDType, v []uint16) *Weight {
+// (row-major, not copied). owner, when not nil, is kept reachable as long
+// as the Weight is: the owner of the memory v lives in, if that memory is
+// released when its owner is garbage (a runtime cleanup). The operations
+// keep the Weight reachable while they read v.
+func NewWeight16(rows, cols int, dtype WeightDType, v []uint16, owner any) *Weight {
 	if dtype != WeightBF16 && dtype != WeightF16 {
 		panic(fmt.Sprintf("kernels.NewWeight16: dtype %v is not 16-bit", dtype))
 	}
 	if rows < 0 || cols < 0 || len(v) != rows*cols {
 		panic(fmt.Sprintf("kernels.NewWeight16: %d values for [%d,%d]", len(v), rows, cols))
 	}
-	return &Weight{rows: rows, cols: cols, dtype: dtype, u16: v}
+	return &Weight{rows: rows, cols: cols, dtype: dtype, u16: v, owner: owner}
 }
 
 // NewWeightF32 returns the Weight [rows, cols] of the float32 values v
-// (row-major, not copied).
-func NewWeightF32(rows, cols int, v []float32) *Weight {
+// (row-major, not copied); owner as for NewWeight16.
+func NewWeightF32(rows, cols int, v []float32, owner any) *Weight {
 	if rows < 0 || cols < 0 || len(v) != rows*cols {
 		panic(fmt.Sprintf("kernels.NewWeightF32: %d values for [%d,%d]", len(v), rows, cols))
 	}
-	return &Weight{rows: rows, cols: cols, dtype: WeightF32, f32: v}
+	return &Weight{rows: rows, cols: cols, dtype: WeightF32, f32: v, owner: owner}
 }
 
 // DType is the element type of the values.
 func (w *Weight) DType() WeightDType { return w.dtype }
 
-// Raw16 returns the 16-bit values (nil for a WeightF32); read-only.
+// Raw16 returns the 16-bit values (nil for a WeightF32); read-only. The
+// caller keeps w reachable while it uses them (runtime.KeepAlive).
 func (w *Weight) Raw16() []uint16 { return w.u16 }
+
+// RawF32 returns the float32 values of a WeightF32 (nil otherwise);
+// read-only, as Raw16.
+func (w *Weight) RawF32() []float32 { return w.f32 }
 
 // Float32s returns the values as a new float32 slice.
 func (w *Weight) Float32s() []float32 {
@@ -101,11 +112,12 @@ func (w *Weight) decodeRows(dst []float32, r0, r1 int) {
 	default:
 		decode16(dst[:hi-lo], w.u16[lo:hi], w.dtype)
 	}
+	runtime.KeepAlive(w)
 }
 
 // operand is the Weight as a GEMM operand.
 func (w *Weight) operand() gemmOperand {
-	return gemmOperand{f32: w.f32, u16: w.u16, dtype: w.dtype}
+	return gemmOperand{f32: w.f32, u16: w.u16, dtype: w.dtype, keep: w}
 }
 
 // Shape is [rows, cols].
@@ -155,6 +167,7 @@ type gemmOperand struct {
 	f32   []float32
 	u16   []uint16
 	dtype WeightDType
+	keep  *Weight // kept reachable while the values are read
 }
 
 // f32Operand wraps float32 values.

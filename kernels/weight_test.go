@@ -133,7 +133,7 @@ func TestWeightOps(t *testing.T) {
 			if inOut {
 				wr, wc = in, out
 			}
-			stored := NewWeight16(wr, wc, dt, raw)
+			stored := NewWeight16(wr, wc, dt, raw, nil)
 			dense := nn.NewParam(newDense32(vals, wr, wc)).WithGrad(false)
 			run := func(w mat.Tensor) ([]float32, []float32) {
 				xp := nn.NewParam(newDense32(x, rows, in))
@@ -149,7 +149,7 @@ func TestWeightOps(t *testing.T) {
 			}
 		}
 		// Head: w [vocab=out, dim=in].
-		stored := NewWeight16(out, in, dt, raw)
+		stored := NewWeight16(out, in, dt, raw, nil)
 		targets := make([]int, rows)
 		for i := range targets {
 			targets[i] = r.IntN(out)
@@ -193,7 +193,7 @@ func TestWeightOps(t *testing.T) {
 }
 
 func TestWeightFrozen(t *testing.T) {
-	w := NewWeight16(1, 2, WeightBF16, []uint16{0x3f80, 0x4000})
+	w := NewWeight16(1, 2, WeightBF16, []uint16{0x3f80, 0x4000}, nil)
 	w.SetRequiresGrad(false)
 	defer func() {
 		if recover() == nil {

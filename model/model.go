@@ -151,33 +151,45 @@ type Options struct {
 // tensors, and vectors in any dtype) is decoded to float32 and requires a
 // gradient, unless opts.Inference is set.
 func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, error) {
-	m, err := newModel(spec, c.Config, opts)
+	m, _, err := load(c, spec, opts, false)
+	return m, err
+}
+
+// load is Load; with own set, stored weights may view c's mapped files
+// (zero-copy) and c then belongs to the model (viewed reports it: the
+// caller must not close it).
+func load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options, own bool) (m *Model, viewed bool, err error) {
+	m, err = newModel(spec, c.Config, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.ConfigPath, err)
+		return nil, false, fmt.Errorf("%s: %w", c.ConfigPath, err)
 	}
+	var tensors []loadTensor
 	for _, ts := range spec.Tensors() {
 		t, ok := c.Tensor(ts.Name)
 		if !ok {
 			if ts.Optional {
 				continue
 			}
-			return nil, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
+			return nil, false, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
 		}
-		p, err := loadParam(t, ts)
-		if err != nil {
-			return nil, err
-		}
+		tensors = append(tensors, loadTensor{t: t, ts: ts, reordered: m.reordered(ts.Role)})
+	}
+	ps, viewed, err := loadParams(c, tensors, opts, own)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range ps {
 		m.reorder(p)
 		m.add(p)
 	}
 	m.initAttention()
 	if m.layout, err = layoutOf(c, spec); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if opts.Inference {
 		m.SetRequiresGrad(false)
 	}
-	return m, nil
+	return m, viewed, nil
 }
 
 // newModel is an empty model of spec: no weights yet.
@@ -197,7 +209,7 @@ func newModel(spec *arch.Spec, cfg *checkpoint.Config, opts Options) (*Model, er
 // [q | k | v]. Save writes them back in the stored order.
 func (m *Model) reorder(p *Param) {
 	s := m.Spec
-	if s.QKV != arch.FusedQKVPerHead || (p.Role != arch.RoleQKV && p.Role != arch.RoleQKVBias) {
+	if !m.reordered(p.Role) {
 		return
 	}
 	H, hd := s.Heads, s.HeadDim
@@ -210,11 +222,12 @@ func (m *Model) reorder(p *Param) {
 		}
 	}
 	if w := p.stored(); w != nil {
-		raw := w.Raw16()
-		src := append([]uint16(nil), raw...)
-		unit := len(raw) / len(p.rowOrder)
-		for r, from := range p.rowOrder {
-			copy(raw[r*unit:(r+1)*unit], src[from*unit:(from+1)*unit])
+		// Read into the model's own memory, never a view of the file
+		// (see loadParams).
+		if raw := w.Raw16(); raw != nil {
+			permuteRows(raw, p.rowOrder)
+		} else {
+			permuteRows(w.RawF32(), p.rowOrder)
 		}
 		return
 	}
@@ -223,6 +236,21 @@ func (m *Model) reorder(p *Param) {
 	unit := len(vals) / len(p.rowOrder)
 	for r, from := range p.rowOrder {
 		copy(vals[r*unit:(r+1)*unit], stored[from*unit:(from+1)*unit])
+	}
+}
+
+// reordered reports whether parameters of role are stored in another row
+// order than the engine computes with (see reorder).
+func (m *Model) reordered(r arch.Role) bool {
+	return m.Spec.QKV == arch.FusedQKVPerHead && (r == arch.RoleQKV || r == arch.RoleQKVBias)
+}
+
+// permuteRows sets row r of x (len(order) rows) to its former row order[r].
+func permuteRows[T any](x []T, order []int) {
+	src := append([]T(nil), x...)
+	unit := len(x) / len(order)
+	for r, from := range order {
+		copy(x[r*unit:(r+1)*unit], src[from*unit:(from+1)*unit])
 	}
 }
 
@@ -356,18 +384,27 @@ func (m *Model) ParamCount() int64 {
 }
 
 // Open loads the model of the checkpoint at path (a directory, or a
-// .safetensors file with configPath) as Load does. The weights are read
-// into memory the model owns (16-bit matrices in their stored dtype), so
-// the checkpoint files are closed before Open returns.
+// .safetensors file with configPath) as Load does, and owns the
+// checkpoint: the weights held in their stored dtype view its
+// memory-mapped files without a copy (where a tensor's bytes are suitably
+// aligned), and the files stay open, read-only, until no such weight is
+// left (a runtime cleanup closes them; the model needs no Close). The
+// files must not be modified in place meanwhile (replacing them, as every
+// ssmax writer does by renaming a new file into place, is fine). When no
+// weight views them they are closed before Open returns.
 func Open(path, configPath string, o Options) (*Model, error) {
 	c, err := checkpoint.Open(path, checkpoint.Options{ConfigPath: configPath})
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	spec, err := arch.Load(c)
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
-	return Load(c, spec, o)
+	m, viewed, err := load(c, spec, o, true)
+	if !viewed {
+		c.Close()
+	}
+	return m, err
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/nlpodyssey/spago/ag"
@@ -193,6 +194,48 @@ func TestStoredSave(t *testing.T) {
 			bp := back.Param(p.Role, p.Layer)
 			if got := bp.Values()[0]; got != 0.5 {
 				t.Errorf("%s[0] saved as %v, want 0.5", p.Name, got)
+			}
+		})
+	}
+}
+
+// TestOpenViewsWeights: Open holds frozen weights as views of the mapped
+// checkpoint (16-bit matrices; F32 ones too for inference) with the logits
+// of the float32 path, and the model outlives garbage collections (the
+// checkpoint stays open while the model is in use).
+func TestOpenViewsWeights(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts model.Options
+	}{{"llama-tiny-bf16", model.Options{}}, {"llama-tiny", model.Options{Inference: true}}, {"pythia-tiny", model.Options{Inference: true}}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(fixtures, c.name)
+			ref, _ := load(t, dir, model.Options{})
+			ref.SetRequiresGrad(true)
+			m, err := model.Open(dir, "", c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := 0
+			for _, p := range m.Params() {
+				if p.Stored() {
+					stored++
+				}
+			}
+			if stored == 0 {
+				t.Fatal("no stored weight")
+			}
+			tokens := []int{1, 5, 9, 200, 3, 77, 12}
+			want, _ := ref.Forward(model.Input{IDs: tokens})
+			for range 3 {
+				runtime.GC()
+				got, err := m.Forward(model.Input{IDs: tokens})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relWorst(got.Value().Data().F32(), want.Value().Data().F32()); e > 1e-5 {
+					t.Fatalf("logits differ by %.3g relative", e)
+				}
 			}
 		})
 	}
