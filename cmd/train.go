@@ -51,6 +51,7 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.IntVar(&c.Keep, "keep", d.Keep, "keep the newest N step checkpoints")
 	f.BoolVar(&c.Resume, "resume", false, "continue from the newest complete checkpoint in --out")
 	f.Float64Var(&c.RoPEScale, "rope-theta-scale", 0, "multiply RoPE theta (train beyond the model's context)")
+	f.BoolVar(&c.ActivationCheckpointing, "activation-checkpointing", false, "recompute each block's forward pass in the backward pass: same gradients, less memory, about a third more time")
 }
 
 // pauseEnv names a hidden hook for tests: with SSMAX_TEST_PAUSE_AT_STEP=N a

@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.m.SetActivationCheckpointing(cfg.ActivationCheckpointing)
 	if err := t.setupData(ctx); err != nil {
 		return nil, err
 	}

@@ -89,3 +89,24 @@ func TestTrainAttentionOnBF16(t *testing.T) {
 		}
 	}
 }
+
+// TestActivationCheckpointingSameRun: --activation-checkpointing gives the
+// losses and gradient norms of the plain run, to the bit.
+func TestActivationCheckpointingSameRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two small runs")
+	}
+	base := t.TempDir()
+	var outs []string
+	for _, ckpt := range []bool{false, true} {
+		out := filepath.Join(base, map[bool]string{false: "plain", true: "ckpt"}[ckpt])
+		c := tinyPretrain(out)
+		c.Steps, c.EvalEvery, c.SaveEvery = 4, 2, 0
+		c.ActivationCheckpointing = ckpt
+		if _, err := finetune.Run(context.Background(), c, finetune.Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out)
+	}
+	sameLosses(t, readMetrics(t, outs[0]), readMetrics(t, outs[1]))
+}

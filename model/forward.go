@@ -85,7 +85,9 @@ func (m *Model) Hidden(in Input) (mat.Tensor, error) {
 	seqLen := longestDocument(pos)
 	x := m.embed(in.IDs, pos)
 	for l := 0; l < m.Spec.Layers; l++ {
-		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return m.attention(l, h, pos, in.Segments, seqLen) })
+		x = m.checkpointed(l, x, func(x mat.Tensor) mat.Tensor {
+			return m.block(l, x, func(h mat.Tensor) mat.Tensor { return m.attention(l, h, pos, in.Segments, seqLen) })
+		})
 	}
 	return m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1), nil
 }

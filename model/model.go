@@ -117,6 +117,9 @@ type Model struct {
 	byRole map[roleKey]*Param
 	attn   []Attention
 	layout layout
+	// checkpointing: recompute each block in the backward pass (see
+	// checkpointing.go).
+	checkpointing bool
 	// ssmaxOrigin records how the model's SSMax parameters were
 	// initialised (init strategy, L, initial s and b), for config.json;
 	// nil while no layer was ever converted.
