@@ -83,6 +83,9 @@ func (m *Model) Hidden(in Input) (mat.Tensor, error) {
 	}
 	pos := in.Positions()
 	seqLen := longestDocument(pos)
+	if m.useLayerwise(in) {
+		return m.hiddenLayerwise(in.IDs, pos, seqLen)
+	}
 	x := m.embed(in.IDs, pos)
 	for l := 0; l < m.Spec.Layers; l++ {
 		x = m.checkpointed(l, x, func(x mat.Tensor) mat.Tensor {

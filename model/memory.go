@@ -2,6 +2,7 @@ package model
 
 import (
 	"runtime"
+	"unsafe"
 
 	"github.com/ssmax/ssmax/checkpoint"
 )
@@ -51,4 +52,10 @@ func (a *weightArena) take(n int) []byte {
 	b := a.free[:n:n]
 	a.free = a.free[min(n8, len(a.free)):]
 	return b
+}
+
+// f32View returns b as float32 values (b is 4-byte aligned: it comes from
+// allocOffHeap).
+func f32View(b []byte) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
