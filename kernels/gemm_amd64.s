@@ -1083,6 +1083,80 @@ loop:
 	VZEROUPPER
 	RET
 
+// func gemmPackCopy6AVX2(dst, src *float32, ld, kc int)
+// kc rows of 6 floats of src to dst[p*6+x].
+TEXT ·gemmPackCopy6AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+	MOVQ CX, DX
+	SHRQ $1, CX
+	JZ tail
+loop:
+	VMOVUPS 0(SI), X0
+	MOVQ 16(SI), AX
+	VMOVUPS X0, 0(DI)
+	MOVQ AX, 16(DI)
+	ADDQ R8, SI
+	VMOVUPS 0(SI), X0
+	MOVQ 16(SI), AX
+	VMOVUPS X0, 24(DI)
+	MOVQ AX, 40(DI)
+	ADDQ R8, SI
+	ADDQ $48, DI
+	DECQ CX
+	JNZ loop
+tail:
+	TESTQ $1, DX
+	JZ done
+	VMOVUPS 0(SI), X0
+	MOVQ 16(SI), AX
+	VMOVUPS X0, 0(DI)
+	MOVQ AX, 16(DI)
+	ADDQ R8, SI
+done:
+	VZEROUPPER
+	RET
+
+// func gemmPackCopy16AVX2(dst, src *float32, ld, kc int)
+// kc rows of 16 floats of src to dst[p*16+x].
+TEXT ·gemmPackCopy16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+	MOVQ CX, DX
+	SHRQ $1, CX
+	JZ tail
+loop:
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R8, SI
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, 64(DI)
+	VMOVUPS Y1, 96(DI)
+	ADDQ R8, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ loop
+tail:
+	TESTQ $1, DX
+	JZ done
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R8, SI
+done:
+	VZEROUPPER
+	RET
+
 // func gemmDot4x4AVX512(k int, a0, a1, a2, a3, b0, b1, b2, b3, out *float32)
 TEXT ·gemmDot4x4AVX512(SB), NOSPLIT, $0-80
 	MOVQ k+0(FP), CX

@@ -52,6 +52,8 @@ func main() {
 	genPackT(&w, "gemmPackB32AVX512", 16, 32, 2)
 	genPackCopy(&w, "gemmPackCopy14AVX512", 14)
 	genPackCopy(&w, "gemmPackCopy32AVX512", 32)
+	genPackCopyAVX2(&w, "gemmPackCopy6AVX2", 6)
+	genPackCopyAVX2(&w, "gemmPackCopy16AVX2", 16)
 	genDot4x4(&w)
 	genAxpy4x64(&w)
 	os.Stdout.WriteString(w.String())
@@ -371,6 +373,57 @@ func genPackCopy(w *strings.Builder, name string, width int) {
 	p("ADDQ $%d, DI", width*4)
 	p("DECQ CX")
 	p("JNZ loop")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genPackCopyAVX2 writes the AVX2 form of genPackCopy for width 6 (a
+// 16-byte and an 8-byte move per row) or a multiple of 8 (ymm moves), two
+// rows per iteration.
+func genPackCopyAVX2(w *strings.Builder, name string, width int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	label := func(l string) { fmt.Fprintf(w, "%s:\n", l) }
+	fmt.Fprintf(w, "\n// func %s(dst, src *float32, ld, kc int)\n", name)
+	fmt.Fprintf(w, "// kc rows of %d floats of src to dst[p*%d+x].\n", width, width)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ ld+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ kc+24(FP), CX")
+	row := func(dst int) {
+		switch {
+		case width == 6:
+			p("VMOVUPS 0(SI), X0")
+			p("MOVQ 16(SI), AX")
+			p("VMOVUPS X0, %d(DI)", dst)
+			p("MOVQ AX, %d(DI)", dst+16)
+		case width%8 == 0:
+			for v := 0; v < width/8; v++ {
+				p("VMOVUPS %d(SI), Y%d", v*32, v)
+			}
+			for v := 0; v < width/8; v++ {
+				p("VMOVUPS Y%d, %d(DI)", v, dst+v*32)
+			}
+		default:
+			panic("genPackCopyAVX2: width")
+		}
+		p("ADDQ R8, SI")
+	}
+	p("MOVQ CX, DX")
+	p("SHRQ $1, CX")
+	p("JZ tail")
+	label("loop")
+	row(0)
+	row(width * 4)
+	p("ADDQ $%d, DI", 2*width*4)
+	p("DECQ CX")
+	p("JNZ loop")
+	label("tail")
+	p("TESTQ $1, DX")
+	p("JZ done")
+	row(0)
+	label("done")
 	p("VZEROUPPER")
 	p("RET")
 }
