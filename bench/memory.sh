@@ -18,8 +18,9 @@
 #
 # and prints each peak RSS ("Maximum resident set size"), its ratio to the
 # bytes of the checkpoint's safetensors files, and whether it is below the
-# goal of 1.25 x disk + 512 MB; with the load average at the time of each
-# run (the figures of a loaded machine are noisier in time, not in memory).
+# goal of 1.25 x disk + 512 MB; with the wall and CPU seconds (user + system:
+# the time to compare on a loaded machine) and the load average at the start
+# of each run.
 # Environment: LAYERS (default 22), STEPS (default 2), ROWS (regexp over the
 # row names, default all), WORK (default a new temporary directory), KEEP=1.
 set -euo pipefail
@@ -53,11 +54,12 @@ awk 'BEGIN { srand(1); for (i = 0; i < 256; i++) printf "%d ", int(rand() * 3200
 
 rss() { awk '/Maximum resident set size/ {print $6 * 1024}' "$1"; }
 wall() { awk '/Elapsed \(wall clock\)/ {n = split($NF, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s}' "$1"; }
+cpu() { awk -F: '/User time/ {u = $2} /System time/ {s = $2} END {print u + s}' "$1"; }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB; $(date -u +%Y-%m-%dT%H:%MZ)"
 printf 'checkpoint: %d layers, bf16, %.0f MB on disk; goal: peak RSS < 1.25 x disk + 512 MB = %.0f MB\n' \
 	"$LAYERS" "$(echo "$disk" | awk '{print $1 / 1e6}')" "$(echo "$disk" | awk '{print (1.25 * $1 + 512 * 2^20) / 1e6}')"
-printf '%-9s %10s %9s %8s %6s %8s  %s\n' run "peak MB" "x disk" seconds goal load command
+printf '%-9s %10s %9s %8s %8s %6s %8s  %s\n' run "peak MB" "x disk" seconds "cpu s" goal load command
 
 # measure NAME COMMAND...: one row.
 measure() {
@@ -70,10 +72,9 @@ measure() {
 	/usr/bin/time -v -o "$WORK/$name.time" "$@" >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log" >&2; exit 1; }
 	local peak
 	peak=$(rss "$WORK/$name.time")
-	awk -v n="$name" -v p="$peak" -v d="$disk" -v w="$(wall "$WORK/$name.time")" -v l="$load" -v c="${*:2}" 'BEGIN {
+	awk -v n="$name" -v p="$peak" -v d="$disk" -v w="$(wall "$WORK/$name.time")" -v u="$(cpu "$WORK/$name.time")" -v l="$load" -v c="${*:2}" 'BEGIN {
 		goal = (p < 1.25 * d + 512 * 2^20) ? "met" : "NOT"
-		sub(/^[^ ]*\//, "", c)
-		printf "%-9s %10.0f %9.2f %8.1f %6s %8s  %s\n", n, p / 1e6, p / d, w, goal, l, c
+		printf "%-9s %10.0f %9.2f %8.1f %8.1f %6s %8s  %s\n", n, p / 1e6, p / d, w, u, goal, l, c
 	}'
 }
 
