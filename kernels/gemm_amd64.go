@@ -24,6 +24,12 @@ func gemmPackCopy14AVX512(dst, src *float32, ld, kc int)
 func gemmPackCopy32AVX512(dst, src *float32, ld, kc int)
 
 //go:noescape
+func gemmPackA6AVX2(dst, src *float32, ld, kc16 int)
+
+//go:noescape
+func gemmPackB16AVX2(dst, src *float32, ld, kc16 int)
+
+//go:noescape
 func gemmPackCopy6AVX2(dst, src *float32, ld, kc int)
 
 //go:noescape
@@ -40,7 +46,7 @@ var (
 		packAT: gemmPackA14AVX512, packBT: gemmPackB32AVX512, packAN: gemmPackCopy14AVX512, packBN: gemmPackCopy32AVX512,
 		dot: gemmDot4x4AVX512, axpy: gemmAxpy4x64AVX512}
 	avx2Kernel = &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: gemmKernelAVX2,
-		packAN: gemmPackCopy6AVX2, packBN: gemmPackCopy16AVX2}
+		packAT: gemmPackA6AVX2, packBT: gemmPackB16AVX2, packAN: gemmPackCopy6AVX2, packBN: gemmPackCopy16AVX2}
 )
 
 // goKernel is the portable micro-kernel: 2×4 tiles, since Go keeps scalars
