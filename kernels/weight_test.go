@@ -202,3 +202,18 @@ func TestWeightFrozen(t *testing.T) {
 	}()
 	w.SetRequiresGrad(true)
 }
+
+func TestFreeScratch(t *testing.T) {
+	b := getF32(1000)
+	putF32(b)
+	if f32Free.bytes == 0 {
+		t.Skip("the buffer was not kept")
+	}
+	FreeScratch()
+	if f32Free.bytes != 0 {
+		t.Errorf("%d bytes kept after FreeScratch", f32Free.bytes)
+	}
+	if c := getF32(1000); len(c) != 1000 {
+		t.Errorf("getF32 after FreeScratch: %d values", len(c))
+	}
+}

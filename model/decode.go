@@ -35,6 +35,10 @@ func (m *Model) NewDecoder() *Decoder {
 	return &Decoder{m: m, layers: make([]layerCache, m.Spec.Layers)}
 }
 
+// freeScratchAfter is the cache length from which Feed lets the collector
+// have the attention's scratch buffers after a chunk.
+const freeScratchAfter = 4096
+
 // Reserve makes room in the cache for n positions in all (fed so far
 // included), so that feeding up to n tokens never grows it: the keys and
 // values of layers without a window go to memory outside the Go heap
@@ -107,6 +111,11 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return d.attend(l, h, pos, seqLen) })
 	}
 	d.n += len(ids)
+	if len(ids) > 1 && d.n >= freeScratchAfter {
+		// Prefill over a long cache: the attention's scratch buffers grow
+		// with it (see kernels.FreeScratch).
+		kernels.FreeScratch()
+	}
 	logits := m.Logits(m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1))
 	return values(logits), nil
 }

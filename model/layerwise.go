@@ -71,6 +71,9 @@ func (m *Model) hiddenLayerwise(ids, pos []int, seqLen int) (mat.Tensor, error) 
 				return m.attendRows(l, h, pos[r0:r1], seqLen, r0, kc, vc)
 			})
 			copy(next[r0*d:r1*d], values(y))
+			// The attention's scratch buffers grow with the cache: let
+			// the collector have the smaller ones.
+			kernels.FreeScratch()
 		}
 		x, next = next, x
 	}
