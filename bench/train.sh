@@ -114,7 +114,7 @@ for s in $SHAPES; do
 	done
 	ratio=$("$PY" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ss_tps" "$best_tps")
 	printf '%-5s %8s %12s %12s %8s %8s %9s MB %9s MB  load %s\n' "$s" "$steps" "$ss_tps" "$best_tps" "$best_thr" "$ratio" "$ss_rss" "$best_rss" "$(cut -d' ' -f1 /proc/loadavg)"
-	ratios="$ratios $(echo "$s" | tr s S) $ratio"
+	ratios="$ratios $(echo "$s" | tr a-z A-Z) $ratio"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ratio$ratios"
