@@ -9,11 +9,14 @@
 # The ssmax checkpoint is a random S2 model saved by a 1-step pretrain.
 # tokens/s = tokens / (wall time − the wall time of scoring 2 tokens), so
 # process start and checkpoint loading are not counted. PyTorch runs at 1
-# and 2 threads, the better kept; it is not run at 16384 (its [T,T]
+# and 2 threads, the better kept, without OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE in its environment (they force OpenBLAS's Haswell
+# kernels; see bench/train.sh); it is not run at 16384 (its [T,T]
 # attention matrices alone would take 6 GB).
 #
 #   bench/eval.sh
 #   LENS="1024 4096" bench/eval.sh
+#   LENS=65536 bench/eval.sh      # the long-context goal: under 1 GB (tens of minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,10 +54,10 @@ score() { # N -> wall seconds, RSS in $WORK/score.$N.time
 		--rope-theta-scale "$THETA_SCALE" >"$WORK/score.$1.out"
 }
 
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
 score 2
 base=$(wall "$WORK/score.2.time")
-printf '%-7s %12s %12s %8s %12s %12s\n' tokens "ssmax tok/s" "torch tok/s" threads "ssmax RSS" "torch RSS"
+printf '%-7s %12s %12s %8s %12s %12s %6s\n' tokens "ssmax tok/s" "torch tok/s" threads "ssmax RSS" "torch RSS" load
 for n in $LENS; do
 	score "$n"
 	w=$(wall "$WORK/score.$n.time")
@@ -64,12 +67,12 @@ for n in $LENS; do
 	if [[ " $TORCH_LENS " == *" $n "* ]]; then
 		best=0
 		for t in 1 2; do
-			/usr/bin/time -v -o "$WORK/torch.$n.$t.time" "$PY" bench/train_torch.py --layers 6 --heads 6 --dim 384 \
+			/usr/bin/time -v -o "$WORK/torch.$n.$t.time" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/train_torch.py --layers 6 --heads 6 --dim 384 \
 				--vocab 8192 --threads "$t" --eval-len "$n" >"$WORK/torch.$n.$t.json"
 			tps=$("$PY" -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["eval_tokens_per_sec"][sys.argv[2]])' "$WORK/torch.$n.$t.json" "$n")
 			if [ "$tps" -gt "$best" ]; then best=$tps thr=$t t_rss="$(rss "$WORK/torch.$n.$t.time") MB"; fi
 		done
 	fi
-	printf '%-7s %12s %12s %8s %9s MB %12s\n' "$n" "$ss" "$best" "$thr" "$ss_rss" "$t_rss"
+	printf '%-7s %12s %12s %8s %9s MB %12s %6s\n' "$n" "$ss" "$best" "$thr" "$ss_rss" "$t_rss" "$(cut -d' ' -f1 /proc/loadavg)"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

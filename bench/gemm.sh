@@ -10,7 +10,11 @@
 # Environment: COUNT (default 3), BENCHTIME (go test -benchtime, default 1s),
 # VARIANTS (regexp over NN|NT|TN, default all), SLOW=1 to include the legacy
 # path on the 50257-column shape (tens of seconds per product), RAW=file to
-# keep go test's output. OPENBLAS_CORETYPE and the like are left as they are.
+# keep go test's output. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed
+# from go test's environment (set, as some environments do for old OpenBLAS
+# builds, they force OpenBLAS's Haswell kernels, slower on newer CPUs):
+# OpenBLAS runs with its own choice of kernels, at its best. OPENBLAS_KEEP=1
+# keeps them.
 # Without OpenBLAS (no apt-get, not root), only ours and legacy are shown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +48,11 @@ if [ "${SLOW:-}" = 1 ]; then
 	slow=(-args -gemm.slow)
 fi
 
+unset_env=(-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+if [ "${OPENBLAS_KEEP:-}" = 1 ]; then unset_env=(); fi
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-} in this shell; removed for go test: ${unset_env[*]:-no}; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)" >&2
 echo "go test ${tags[*]} -run '^\$' -bench 'Gemm(OpenBLAS)?/impl=(ours|openblas|legacy)/.*/($VARIANTS)\$' -count $COUNT -benchtime $BENCHTIME ./kernels ${slow[*]}" >&2
-go test "${tags[@]}" -run '^$' -bench "Gemm(OpenBLAS)?/impl=(ours|openblas|legacy)/.*/($VARIANTS)\$" \
+env "${unset_env[@]}" go test "${tags[@]}" -run '^$' -bench "Gemm(OpenBLAS)?/impl=(ours|openblas|legacy)/.*/($VARIANTS)\$" \
 	-count "$COUNT" -benchtime "$BENCHTIME" ./kernels "${slow[@]}" | tee "$RAW" | grep -E '^(Benchmark|cpu:|ok|FAIL)' >&2 || true
 
 awk '
@@ -80,3 +87,4 @@ END {
 	print "pure-Go gemm. *: GFLOP per CPU-second of the process x GOMAXPROCS, the wall-clock figure expected on"
 	print "otherwise idle cores (robust to other processes sharing the machine; spinning counts as busy)."
 }' "$RAW"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

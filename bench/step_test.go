@@ -40,7 +40,7 @@ func benchBatch(vocab, batch, seqLen int) (model.Input, []int) {
 }
 
 // BenchmarkTrainStep is one forward and backward pass (no optimizer) of
-// the bench/train.sh shapes at batch 8 × 256 tokens (4 for s3), in
+// the bench/train.sh shapes at batch 8 × 256 tokens (4 for s3 and l1), in
 // tokens/s and CPU seconds per step (see the package doc for profiling).
 func BenchmarkTrainStep(b *testing.B) {
 	for _, c := range []struct {
@@ -53,6 +53,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"s2", 8, 256, attnscale.Softmax, "softmax"},
 		{"s1", 8, 256, attnscale.SSMax, "ssmax"},
 		{"s3", 4, 256, attnscale.Softmax, "softmax"},
+		{"l1", 4, 256, attnscale.Softmax, "softmax"},
 	} {
 		b.Run(fmt.Sprintf("%s_%s", c.name, c.attentionTag), func(b *testing.B) {
 			cfg, err := finetune.LoadPreset("models/" + c.name + ".yaml")

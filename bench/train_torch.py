@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""PyTorch baseline of bench/train.sh: trains the same GPT-2 shape as ssmax
-pretrain (bench/models/*.yaml) on random token ids and prints the median
-tokens/s after warm-up as one JSON line.
+"""PyTorch baseline of bench/train.sh: trains the same GPT-2 or Llama shape
+as ssmax pretrain (bench/models/*.yaml) on random token ids and prints the
+median tokens/s after warm-up as one JSON line.
 
 The model follows ssmax's GPT-2 with rotary positions: pre-norm blocks
 (LayerNorm eps 1e-5), fused q/k/v projection with bias, RoPE in the
@@ -15,6 +15,14 @@ defaults.
     bench/train_torch.py --layers 4 --heads 4 --dim 256 --vocab 8192 \\
         --ctx 256 --batch 8 --steps 20 --warmup 5 --threads 1
 
+--arch llama is ssmax's Llama (bench/models/l1.yaml): pre-norm blocks with
+RMSNorm (eps 1e-5, gain only), separate q/k/v/o projections without bias,
+grouped-query attention (--kv-heads; each key/value head serves
+heads/kv-heads query heads), RoPE as above, SwiGLU MLP down(silu(gate(h)) *
+up(h)) of width --intermediate without bias, final RMSNorm, untied LM head;
+the same optimiser (weight decay on every matrix, embeddings and head
+included, as ssmax).
+
 --threads sets torch's intra-op threads and, through the environment (it
 must be set before torch loads), OpenBLAS's and OpenMP's.
 """
@@ -26,6 +34,9 @@ import sys
 import time
 
 ap = argparse.ArgumentParser()
+ap.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2")
+ap.add_argument("--kv-heads", type=int, default=0, help="llama: key/value heads (default: --heads)")
+ap.add_argument("--intermediate", type=int, default=0, help="llama: MLP width (default: 4 * --dim)")
 ap.add_argument("--layers", type=int, required=True)
 ap.add_argument("--heads", type=int, required=True)
 ap.add_argument("--dim", type=int, required=True)
@@ -88,6 +99,79 @@ class Block(nn.Module):
         return x + self.fc2(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
 
 
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, d, h, kvh, inter):
+        super().__init__()
+        self.h, self.kvh = h, kvh
+        hd = d // h
+        self.ln1 = RMSNorm(d)
+        self.q = nn.Linear(d, h * hd, bias=False)
+        self.k = nn.Linear(d, kvh * hd, bias=False)
+        self.v = nn.Linear(d, kvh * hd, bias=False)
+        self.o = nn.Linear(h * hd, d, bias=False)
+        self.ln2 = RMSNorm(d)
+        self.gate = nn.Linear(d, inter, bias=False)
+        self.up = nn.Linear(d, inter, bias=False)
+        self.down = nn.Linear(inter, d, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, D = x.shape
+        hd = D // self.h
+        h = self.ln1(x)
+        q = rope(self.q(h).view(B, T, self.h, hd).transpose(1, 2), cos, sin)
+        k = rope(self.k(h).view(B, T, self.kvh, hd).transpose(1, 2), cos, sin)
+        v = self.v(h).view(B, T, self.kvh, hd).transpose(1, 2)
+        rep = self.h // self.kvh
+        if rep > 1:
+            k = k.repeat_interleave(rep, dim=1)
+            v = v.repeat_interleave(rep, dim=1)
+        att = (q @ k.transpose(-2, -1)) * (hd ** -0.5)
+        att = att.masked_fill(mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + self.o(y)
+        h = self.ln2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Llama(nn.Module):
+    def __init__(self, layers, heads, kv_heads, d, inter, vocab):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(LlamaBlock(d, heads, kv_heads, inter) for _ in range(layers))
+        self.norm = RMSNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.heads = heads
+        for p in self.parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, std=0.02)
+
+    def head_weight(self):
+        return self.head.weight
+
+    def hidden(self, ids):
+        T = ids.shape[1]
+        cos, sin = rope_tables(T, self.embed.weight.shape[1] // self.heads)
+        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        x = self.embed(ids)
+        for b in self.blocks:
+            x = b(x, cos, sin, mask)
+        return self.norm(x)
+
+    def loss(self, ids, targets):
+        logits = self.head(self.hidden(ids))
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+
+
 class GPT(nn.Module):
     def __init__(self, layers, heads, d, vocab):
         super().__init__()
@@ -108,12 +192,19 @@ class GPT(nn.Module):
             x = b(x, cos, sin, mask)
         return self.ln_f(x)
 
+    def head_weight(self):
+        return self.wte.weight  # tied head
+
     def loss(self, ids, targets):
         logits = self.hidden(ids) @ self.wte.weight.t()  # tied head
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-model = GPT(args.layers, args.heads, args.dim, args.vocab)
+if args.arch == "llama":
+    model = Llama(args.layers, args.heads, args.kv_heads or args.heads, args.dim,
+                  args.intermediate or 4 * args.dim, args.vocab)
+else:
+    model = GPT(args.layers, args.heads, args.dim, args.vocab)
 
 if args.eval_len:
     # Forward-only: the hidden states of one sequence, then the loss in
@@ -128,7 +219,7 @@ if args.eval_len:
                 h = model.hidden(ids[:, :-1])[0]
                 nll = 0.0
                 for lo in range(0, n, 256):
-                    logits = h[lo:lo + 256] @ model.wte.weight.t()
+                    logits = h[lo:lo + 256] @ model.head_weight().t()
                     nll += F.cross_entropy(logits, ids[0, lo + 1:lo + 257], reduction="sum").item()
                 dt = time.perf_counter() - t0
                 best = dt if best is None else min(best, dt)

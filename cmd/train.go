@@ -51,6 +51,7 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.IntVar(&c.Keep, "keep", d.Keep, "keep the newest N step checkpoints")
 	f.BoolVar(&c.Resume, "resume", false, "continue from the newest complete checkpoint in --out")
 	f.Float64Var(&c.RoPEScale, "rope-theta-scale", 0, "multiply RoPE theta (train beyond the model's context)")
+	f.BoolVar(&c.ActivationCheckpointing, "activation-checkpointing", false, "recompute each block's forward pass in the backward pass: same gradients, less memory, about a third more time")
 }
 
 // engineOptions are the flags of the training engine: spago in this

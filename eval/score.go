@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/spago/mat"
 	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 )
@@ -140,9 +139,8 @@ func targetNLL(m *model.Model, in model.Input, targets []int) ([]float64, error)
 	if err != nil {
 		return nil, err
 	}
-	hv := h.Value().(*mat.Dense[float32]).Data().F32()
-	head := m.HeadParam().Value().(*mat.Dense[float32]).Data().F32()
 	// The fused kernel projects a block of positions onto the vocabulary at
-	// a time: no [tokens, vocab] matrix.
-	return kernels.LinearNLLSoftcap(hv, head, T, m.Spec.Hidden, m.Spec.Vocab, targets, float32(m.Spec.FinalSoftcap)), nil
+	// a time: no [tokens, vocab] matrix. The head may be a weight held in
+	// its stored dtype.
+	return kernels.HeadNLL(h, m.HeadParam(), targets, float32(m.Spec.FinalSoftcap)), nil
 }

@@ -65,6 +65,10 @@ type Config struct {
 	Keep        int     `json:"keep"`
 	Resume      bool    `json:"resume"`
 	RoPEScale   float64 `json:"rope_theta_scale,omitempty"`
+	// ActivationCheckpointing recomputes each block's forward pass in the
+	// backward pass instead of keeping its activations (same gradients;
+	// less memory for long sequences, one more forward pass of time).
+	ActivationCheckpointing bool `json:"activation_checkpointing,omitempty"`
 }
 
 // Defaults returns the default configuration.

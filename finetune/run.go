@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.m.SetActivationCheckpointing(cfg.ActivationCheckpointing)
 	if err := t.setupData(ctx); err != nil {
 		return nil, err
 	}
@@ -297,7 +298,7 @@ func (t *trainer) sMeans() []float64 {
 func countValues(ps []*model.Param) int {
 	n := 0
 	for _, p := range ps {
-		n += len(p.Values())
+		n += p.Len()
 	}
 	return n
 }

@@ -44,7 +44,7 @@ type trainerState struct {
 func stepDirName(step int) string { return fmt.Sprintf("%s%06d", stepDirPrefix, step) }
 
 // saveStep writes OUT/step_N atomically: model, trainer state (optimizer
-// moments, float32 master weights of parameters stored in a narrower dtype,
+// moments, float32 master weights of trained parameters stored in a narrower dtype,
 // data position) and, last, the DONE marker; then renames it into place.
 func saveStep(out string, name string, m *model.Model, opt *optimizer, st trainerState) error {
 	partial := filepath.Join(out, "."+name+".partial")
@@ -66,7 +66,9 @@ func saveStep(out string, name string, m *model.Model, opt *optimizer, st traine
 	}
 	tensors := opt.stateTensors()
 	for _, p := range m.Params() {
-		if p.DType != safetensors.F32 {
+		// Frozen weights never change: the saved model has their exact
+		// values, they need no master copy.
+		if p.DType != safetensors.F32 && p.RequiresGrad() {
 			tensors = append(tensors, safetensors.FromFloat32("master."+p.Name, safetensors.F32, []int64{int64(len(p.Values()))}, p.Values()))
 		}
 	}
@@ -163,10 +165,12 @@ func readState(dir string) (trainerState, error) {
 }
 
 // restoreMaster overwrites parameters with the float32 master copies kept
-// for tensors stored in a narrower dtype.
+// for tensors stored in a narrower dtype. Frozen weights held in their
+// stored dtype keep it: a master copy of one (written by earlier versions
+// for every such tensor) holds the same values, since it never trained.
 func restoreMaster(f *safetensors.File, m *model.Model) error {
 	for _, p := range m.Params() {
-		if _, ok := f.Tensor("master." + p.Name); !ok {
+		if _, ok := f.Tensor("master." + p.Name); !ok || p.Stored() {
 			continue
 		}
 		v, err := f.Float32s("master." + p.Name)

@@ -79,6 +79,9 @@ func Decode(ctx context.Context, m *model.Model, prompt []int, maxNew, chunk int
 	}
 	chunk = max(1, min(chunk, logitsBudget/vocab))
 	d := m.NewDecoder()
+	if err := d.Reserve(len(prompt) + maxNew); err != nil {
+		return nil, err
+	}
 	var logits []float32
 	for lo := 0; lo < len(prompt); lo += chunk {
 		if err := ctx.Err(); err != nil {

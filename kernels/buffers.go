@@ -113,3 +113,25 @@ func getF64Zero(n int) []float64 {
 
 // putF64 returns a buffer obtained from getF64Zero to its free list.
 func putF64(b []float64) { f64Free.put(b) }
+
+// FreeScratch empties the free lists of scratch buffers, so that the
+// garbage collector reclaims them. The lists keep buffers by size class,
+// which suits repeated calls with the same shapes (a training step); a
+// sequence of calls with growing operands (attention over a key cache
+// that grows chunk by chunk) would otherwise leave one buffer in every
+// size class it went through, up to poolMaxBytes. Callers of such
+// sequences (model's layer-by-layer pass, the decoder's prefill) call it
+// between steps. Buffers given out stay valid.
+func FreeScratch() {
+	f32Free.clear()
+	f64Free.clear()
+}
+
+func (f *freeLists[T]) clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.classes {
+		f.classes[i].list = nil
+	}
+	f.bytes = 0
+}

@@ -189,7 +189,8 @@ type linearCrossEntropyFn struct {
 	x, w    mat.Tensor
 	targets []int
 	cap     float32   // logit soft cap (0: none)
-	dx, dw  []float32 // gradients for gy = 1, computed by Forward
+	grad    bool      // Forward computed gradients
+	dx, dw  []float32 // gradients for gy = 1, computed by Forward (nil for an operand without one)
 }
 
 func (f *linearCrossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
@@ -199,7 +200,7 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, vocab, wdim, err := dense("LinearCrossEntropy", "w", f.w)
+	w, vocab, wdim, err := weightOperand("LinearCrossEntropy", "w", f.w)
 	if err != nil {
 		return nil, err
 	}
@@ -218,14 +219,18 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	count := countTargets(f.targets)
-	grad := f.x.RequiresGrad() || f.w.RequiresGrad()
-	if grad {
+	needX, needW := f.x.RequiresGrad(), f.w.RequiresGrad()
+	grad := needX || needW
+	if needX {
 		f.dx = getF32(rows * dim)
+	}
+	if needW {
 		f.dw = getF32(vocab * dim) // the first block's product overwrites it
 		if rows == 0 {
 			clear(f.dw)
 		}
 	}
+	f.grad = grad
 	// At least logitBlockMinRows per block: each block adds its dLᵀ·x into
 	// the whole dw, so blocks must not be too thin for large vocabularies.
 	block := min(rows, max(logitBlockMinRows, logitBlockBytes/4/max(vocab, 1)))
@@ -236,7 +241,7 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 		n := r1 - r0
 		lb := logits[:n*vocab]
 		xb := x[r0*dim : r1*dim]
-		gemm(false, true, n, vocab, dim, xb, w, lb, false)
+		gemmOp(false, true, n, vocab, dim, xb, w, lb, false)
 		if !grad {
 			capLogits(lb, f.cap)
 			softmaxRows(losses, nil, lb, f.targets, r0, r1, vocab, count)
@@ -247,8 +252,12 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 		} else {
 			softmaxRows(losses, lb, lb, f.targets, r0, r1, vocab, count)
 		}
-		gemm(false, false, n, dim, vocab, lb, w, f.dx[r0*dim:r1*dim], false) // dx = dL·w
-		gemm(true, false, vocab, dim, n, lb, xb, f.dw, r0 > 0)               // dw += dLᵀ·x
+		if needX {
+			gemmOp(false, false, n, dim, vocab, lb, w, f.dx[r0*dim:r1*dim], false) // dx = dL·w
+		}
+		if needW {
+			gemm(true, false, vocab, dim, n, lb, xb, f.dw, r0 > 0) // dw += dLᵀ·x
+		}
 	}
 	putF32(logits)
 	loss := meanLoss(losses, count)
@@ -257,9 +266,10 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 }
 
 func (f *linearCrossEntropyFn) Backward(gy mat.Tensor) error {
-	if f.dx == nil {
+	if !f.grad {
 		return nil
 	}
+	f.grad = false
 	g := gradData(gy)
 	if len(g) != 1 {
 		return opError("LinearCrossEntropy", "output gradient has %d values, want 1", len(g))
@@ -268,11 +278,11 @@ func (f *linearCrossEntropyFn) Backward(gy mat.Tensor) error {
 	f.dx, f.dw = nil, nil
 	// w first: a tied embedding table then has its gradient before the
 	// backward pass reaches the embedding lookup (see Embedding).
-	if f.w.RequiresGrad() {
+	if dw != nil {
 		scaleInPlace(dw, g[0])
 		accGrad(f.w, dw)
 	}
-	if f.x.RequiresGrad() {
+	if dx != nil {
 		scaleInPlace(dx, g[0])
 		accGrad(f.x, dx)
 	}
@@ -296,13 +306,36 @@ func LinearNLL(x, w []float32, rows, dim, vocab int, targets []int) []float64 {
 // cap·tanh(x·wᵀ/cap), as LinearCrossEntropySoftcap does; cap 0 means
 // none. It panics if cap is negative.
 func LinearNLLSoftcap(x, w []float32, rows, dim, vocab int, targets []int, cap float32) []float64 {
+	return linearNLL(x, f32Operand(w), rows, dim, vocab, targets, cap)
+}
+
+// HeadNLL is LinearNLLSoftcap on tensors: x [rows, dim] the hidden states
+// (a *mat.Dense[float32]) and w [vocab, dim] the LM head, a
+// *mat.Dense[float32] or a stored *Weight. It panics on operands of the
+// wrong type or shape, as LinearNLL does.
+func HeadNLL(x, w mat.Tensor, targets []int, cap float32) []float64 {
+	xv, rows, dim, err := dense("HeadNLL", "x", x)
+	if err != nil {
+		panic(err.Error())
+	}
+	wv, vocab, wdim, err := weightOperand("HeadNLL", "w", w)
+	if err != nil {
+		panic(err.Error())
+	}
+	if wdim != dim {
+		panic(opError("HeadNLL", "x is [%d,%d] but w is [%d,%d]; want w [vocab,%d]", rows, dim, vocab, wdim, dim).Error())
+	}
+	return linearNLL(xv, wv, rows, dim, vocab, targets, cap)
+}
+
+func linearNLL(x []float32, w gemmOperand, rows, dim, vocab int, targets []int, cap float32) []float64 {
 	switch {
 	case !(cap >= 0) || math.IsInf(float64(cap), 0):
 		panic(fmt.Sprintf("kernels.LinearNLL: the soft cap must be finite and >= 0, got %v", cap))
 	case rows < 0 || dim <= 0 || vocab <= 0:
 		panic(fmt.Sprintf("kernels.LinearNLL: bad sizes rows %d, dim %d, vocab %d", rows, dim, vocab))
-	case len(x) < rows*dim || len(w) < vocab*dim:
-		panic(fmt.Sprintf("kernels.LinearNLL: x has %d values, w %d; want %d×%d and %d×%d", len(x), len(w), rows, dim, vocab, dim))
+	case len(x) < rows*dim || w.len() < vocab*dim:
+		panic(fmt.Sprintf("kernels.LinearNLL: x has %d values, w %d; want %d×%d and %d×%d", len(x), w.len(), rows, dim, vocab, dim))
 	case len(targets) != rows:
 		panic(fmt.Sprintf("kernels.LinearNLL: %d targets for %d rows", len(targets), rows))
 	}
@@ -317,7 +350,7 @@ func LinearNLLSoftcap(x, w []float32, rows, dim, vocab int, targets []int, cap f
 	for r0 := 0; r0 < rows; r0 += block {
 		r1 := min(r0+block, rows)
 		lb := logits[:(r1-r0)*vocab]
-		gemm(false, true, r1-r0, vocab, dim, x[r0*dim:r1*dim], w[:vocab*dim], lb, false)
+		gemmOp(false, true, r1-r0, vocab, dim, x[r0*dim:r1*dim], w, lb, false)
 		capLogits(lb, cap)
 		softmaxRows(out, nil, lb, targets, r0, r1, vocab, 0)
 	}

@@ -86,6 +86,14 @@
 // gradient is dropped, and its buffer reused, once its Backward has used
 // it (output.releaseGrad).
 //
+// Frozen weights may be kept in their stored dtype (Weight: BF16, F16 or
+// F32 values, not copied): Linear, LinearCrossEntropy, HeadNLL and
+// Embedding accept one where they take a weight. The GEMM converts a 16-bit
+// B operand to float32 as it packs B's panels (the products with few rows
+// that read B in place take the packed path for it), so the micro-kernels,
+// the accumulation and the results are those of the decoded float32
+// matrix; the float32 path is unchanged.
+//
 // When no operand of an operation requires a gradient (inference with
 // frozen weights, see model.Model.SetRequiresGrad), the operation does not
 // become a graph node: it computes its result directly and keeps no

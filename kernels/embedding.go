@@ -7,7 +7,8 @@ import (
 )
 
 // Embedding gathers the rows ids of table [vocab, d] into a new matrix
-// [len(ids), d]. The backward pass scatter-adds the output gradient rows into
+// [len(ids), d]. table may be a frozen *Weight in its stored dtype (its
+// rows are decoded to float32). The backward pass scatter-adds the output gradient rows into
 // the table gradient (repeated ids accumulate).
 //
 // spago's AccGrad only accepts a gradient of the operand's full shape, so the
@@ -29,6 +30,9 @@ type embeddingFn struct {
 func (f *embeddingFn) Operands() []mat.Tensor { return []mat.Tensor{f.table} }
 
 func (f *embeddingFn) Forward() (mat.Tensor, error) {
+	if w, ok := f.table.Value().(*Weight); ok {
+		return f.forwardWeight(w)
+	}
 	table, vocab, width, err := dense("Embedding", "table", f.table)
 	if err != nil {
 		return nil, err
@@ -41,6 +45,23 @@ func (f *embeddingFn) Forward() (mat.Tensor, error) {
 	f.vocab, f.width = vocab, width
 	y := f.keep(newMatrix(len(f.ids), width))
 	embeddingGather(y.Data().F32(), table, f.ids, width)
+	return y, nil
+}
+
+// forwardWeight gathers rows of a stored Weight, decoding them.
+func (f *embeddingFn) forwardWeight(w *Weight) (mat.Tensor, error) {
+	vocab, width := w.rows, w.cols
+	for i, id := range f.ids {
+		if id < 0 || id >= vocab {
+			return nil, opError("Embedding", "ids[%d] = %d out of range for a table of %d rows", i, id, vocab)
+		}
+	}
+	f.vocab, f.width = vocab, width
+	y := f.keep(newMatrix(len(f.ids), width))
+	yv := y.Data().F32()
+	for i, id := range f.ids {
+		w.decodeRows(yv[i*width:(i+1)*width], id, id+1)
+	}
 	return y, nil
 }
 

@@ -161,8 +161,39 @@ func gemmBias(transA, transB bool, m, n, k int, a, b, bias, c []float32, accumul
 	gemmWith(gemmActive, transA, transB, m, n, k, a, b, bias, c, accumulate)
 }
 
+// gemmBiasOp is gemmBias with B a gemmOperand: float32 values, or 16-bit
+// ones (a stored Weight) converted to float32 as B is packed. The product is
+// that of the decoded float32 B.
+func gemmBiasOp(transA, transB bool, m, n, k int, a []float32, b gemmOperand, bias, c []float32, accumulate bool) {
+	defer runtime.KeepAlive(b.keep)
+	if b.u16 == nil {
+		gemmBias(transA, transB, m, n, k, a, b.f32, bias, c, accumulate)
+		return
+	}
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if haveOpenBLAS {
+		bf := make([]float32, k*n)
+		b.decode(bf, 0, k*n)
+		openblasGemm(transA, transB, m, n, k, a, bf, bias, c[:m*n], accumulate)
+		return
+	}
+	gemmWithOp(gemmActive, transA, transB, m, n, k, a, b, bias, c, accumulate)
+}
+
+// gemmOp is gemm with B a gemmOperand (see gemmBiasOp).
+func gemmOp(transA, transB bool, m, n, k int, a []float32, b gemmOperand, c []float32, accumulate bool) {
+	gemmBiasOp(transA, transB, m, n, k, a, b, nil, c, accumulate)
+}
+
 // gemmWith runs the blocked algorithm with micro-kernel kern.
 func gemmWith(kern *gemmKernel, transA, transB bool, m, n, k int, a, b, bias, c []float32, accumulate bool) {
+	gemmWithOp(kern, transA, transB, m, n, k, a, f32Operand(b), bias, c, accumulate)
+}
+
+// gemmWithOp is gemmWith with B a gemmOperand.
+func gemmWithOp(kern *gemmKernel, transA, transB bool, m, n, k int, a []float32, bop gemmOperand, bias, c []float32, accumulate bool) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -172,7 +203,13 @@ func gemmWith(kern *gemmKernel, transA, transB bool, m, n, k int, a, b, bias, c 
 		return
 	}
 	a = a[:m*k]
-	b = b[:k*n]
+	var b []float32
+	var b16 []uint16
+	if bop.u16 != nil {
+		b16 = bop.u16[:k*n]
+	} else {
+		b = bop.f32[:k*n]
+	}
 	if bias != nil {
 		bias = bias[:n]
 	}
@@ -182,13 +219,15 @@ func gemmWith(kern *gemmKernel, transA, transB bool, m, n, k int, a, b, bias, c 
 	job.transA, job.transB = transA, transB
 	job.m, job.n, job.k = m, n, k
 	job.a, job.b, job.bias, job.c = a, b, bias, c
+	job.b16, job.bdtype = b16, bop.dtype
 	job.accumulate = accumulate
 
 	want := 1
 	if m*n*k >= gemmSerialWork {
 		want = runtime.GOMAXPROCS(0)
 	}
-	job.skinny = kern.useSkinny(transA, transB, m, k)
+	// The skinny kernels read B in place, as float32.
+	job.skinny = b16 == nil && kern.useSkinny(transA, transB, m, k)
 	if job.skinny {
 		want = min(want, (n+gemmSkinnyTask(transB)-1)/gemmSkinnyTask(transB))
 	}
@@ -212,6 +251,7 @@ func gemmWith(kern *gemmKernel, transA, transB bool, m, n, k int, a, b, bias, c 
 		job.wg.Wait()
 	}
 	job.a, job.b, job.bias, job.c = nil, nil, nil, nil
+	job.b16 = nil
 	gemmJobPool.Put(job)
 }
 
@@ -251,6 +291,10 @@ type gemmJob struct {
 	m, n, k        int
 	a, b, bias, c  []float32
 	accumulate     bool
+	// b16, when set, is B as 16-bit values of dtype bdtype (b is nil):
+	// packing converts them to float32.
+	b16    []uint16
+	bdtype WeightDType
 
 	workers int
 	wg      sync.WaitGroup
@@ -452,7 +496,11 @@ func (j *gemmJob) run(w int) {
 					waitFor(&j.compDone[par], compTotal[par])
 					lo := int(t) * j.packTask
 					hi := min(lo+j.packTask, np)
-					kern.packB(bbuf[lo*nr*kc:], j.b, j.transB, k, n, jc+lo*nr, min(hi*nr, nc)-lo*nr, pc, kc)
+					if j.b16 != nil {
+						kern.packB16(bbuf[lo*nr*kc:], j.b16, j.bdtype, j.transB, k, n, jc+lo*nr, min(hi*nr, nc)-lo*nr, pc, kc)
+					} else {
+						kern.packB(bbuf[lo*nr*kc:], j.b, j.transB, k, n, jc+lo*nr, min(hi*nr, nc)-lo*nr, pc, kc)
+					}
 					j.packDone[par].Add(1)
 					continue
 				}

@@ -24,6 +24,18 @@ func gemmPackCopy14AVX512(dst, src *float32, ld, kc int)
 func gemmPackCopy32AVX512(dst, src *float32, ld, kc int)
 
 //go:noescape
+func gemmPackA6AVX2(dst, src *float32, ld, kc16 int)
+
+//go:noescape
+func gemmPackB16AVX2(dst, src *float32, ld, kc16 int)
+
+//go:noescape
+func gemmPackCopy6AVX2(dst, src *float32, ld, kc int)
+
+//go:noescape
+func gemmPackCopy16AVX2(dst, src *float32, ld, kc int)
+
+//go:noescape
 func gemmDot4x4AVX512(k int, a0, a1, a2, a3, b0, b1, b2, b3, out *float32)
 
 //go:noescape
@@ -33,7 +45,8 @@ var (
 	avx512Kernel = &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: 168, kc: 192, nc: 4096, fn: gemmKernelAVX512,
 		packAT: gemmPackA14AVX512, packBT: gemmPackB32AVX512, packAN: gemmPackCopy14AVX512, packBN: gemmPackCopy32AVX512,
 		dot: gemmDot4x4AVX512, axpy: gemmAxpy4x64AVX512}
-	avx2Kernel = &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: gemmKernelAVX2}
+	avx2Kernel = &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: gemmKernelAVX2,
+		packAT: gemmPackA6AVX2, packBT: gemmPackB16AVX2, packAN: gemmPackCopy6AVX2, packBN: gemmPackCopy16AVX2}
 )
 
 // goKernel is the portable micro-kernel: 2×4 tiles, since Go keeps scalars

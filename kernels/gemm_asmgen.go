@@ -52,6 +52,10 @@ func main() {
 	genPackT(&w, "gemmPackB32AVX512", 16, 32, 2)
 	genPackCopy(&w, "gemmPackCopy14AVX512", 14)
 	genPackCopy(&w, "gemmPackCopy32AVX512", 32)
+	genPackCopyAVX2(&w, "gemmPackCopy6AVX2", 6)
+	genPackCopyAVX2(&w, "gemmPackCopy16AVX2", 16)
+	genPackTAVX2(&w, "gemmPackA6AVX2", 6)
+	genPackTAVX2(&w, "gemmPackB16AVX2", 16)
 	genDot4x4(&w)
 	genAxpy4x64(&w)
 	os.Stdout.WriteString(w.String())
@@ -369,6 +373,139 @@ func genPackCopy(w *strings.Builder, name string, width int) {
 	}
 	p("ADDQ R8, SI")
 	p("ADDQ $%d, DI", width*4)
+	p("DECQ CX")
+	p("JNZ loop")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genPackCopyAVX2 writes the AVX2 form of genPackCopy for width 6 (a
+// 16-byte and an 8-byte move per row) or a multiple of 8 (ymm moves), two
+// rows per iteration.
+func genPackCopyAVX2(w *strings.Builder, name string, width int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	label := func(l string) { fmt.Fprintf(w, "%s:\n", l) }
+	fmt.Fprintf(w, "\n// func %s(dst, src *float32, ld, kc int)\n", name)
+	fmt.Fprintf(w, "// kc rows of %d floats of src to dst[p*%d+x].\n", width, width)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ ld+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ kc+24(FP), CX")
+	row := func(dst int) {
+		switch {
+		case width == 6:
+			p("VMOVUPS 0(SI), X0")
+			p("MOVQ 16(SI), AX")
+			p("VMOVUPS X0, %d(DI)", dst)
+			p("MOVQ AX, %d(DI)", dst+16)
+		case width%8 == 0:
+			for v := 0; v < width/8; v++ {
+				p("VMOVUPS %d(SI), Y%d", v*32, v)
+			}
+			for v := 0; v < width/8; v++ {
+				p("VMOVUPS Y%d, %d(DI)", v, dst+v*32)
+			}
+		default:
+			panic("genPackCopyAVX2: width")
+		}
+		p("ADDQ R8, SI")
+	}
+	p("MOVQ CX, DX")
+	p("SHRQ $1, CX")
+	p("JZ tail")
+	label("loop")
+	row(0)
+	row(width * 4)
+	p("ADDQ $%d, DI", 2*width*4)
+	p("DECQ CX")
+	p("JNZ loop")
+	label("tail")
+	p("TESTQ $1, DX")
+	p("JZ done")
+	row(0)
+	label("done")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genPackTAVX2 writes the AVX2 transposing pack of rows (6 or 16) rows of
+// src, 16 columns per iteration: for each block of 8 rows and 8 columns,
+// an 8×8 transposition in ymm registers (unpack, shuffle, lane permute;
+// rows past the last are zero), then each column's values are stored to
+// dst[p*rows + r]: 8 floats for full blocks, 6 (a 16-byte and an 8-byte
+// store) for a 6-row panel, never past the panel.
+func genPackTAVX2(w *strings.Builder, name string, rows int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	label := func(l string) { fmt.Fprintf(w, "%s:\n", l) }
+	fmt.Fprintf(w, "\n// func %s(dst, src *float32, ld, kc16 int)\n", name)
+	fmt.Fprintf(w, "// %d rows of src, 16 columns at a time, to dst[p*%d+r].\n", rows, rows)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ ld+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ kc16+24(FP), CX")
+	y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+	x := func(i int) string { return fmt.Sprintf("X%d", i) }
+	label("loop")
+	for cg := 0; cg < 2; cg++ { // 8-column groups of the 16
+		for rb := 0; rb < (rows+7)/8; rb++ { // 8-row blocks
+			n := min(8, rows-rb*8)
+			// Rows rb*8 ... into Y0-Y7 (zero past n).
+			p("MOVQ SI, BX")
+			if rb > 0 {
+				p("MOVQ R8, DX")
+				p("SHLQ $3, DX")
+				p("ADDQ DX, BX")
+			}
+			for r := 0; r < 8; r++ {
+				if r < n {
+					p("VMOVUPS %d(BX), %s", cg*32, y(r))
+					if r < n-1 {
+						p("ADDQ R8, BX")
+					}
+				} else {
+					p("VXORPS %s, %s, %s", y(r), y(r), y(r))
+				}
+			}
+			// t[2i] = unpacklo(r2i, r2i+1), t[2i+1] = unpackhi.
+			for i := 0; i < 4; i++ {
+				p("VUNPCKLPS %s, %s, %s", y(2*i+1), y(2*i), y(8+2*i))
+				p("VUNPCKHPS %s, %s, %s", y(2*i+1), y(2*i), y(8+2*i+1))
+			}
+			// s0..s7 from t: shuffles of pairs (t0,t2), (t1,t3), (t4,t6), (t5,t7).
+			pairs := [][2]int{{8, 10}, {9, 11}, {12, 14}, {13, 15}}
+			for i, pr := range pairs {
+				p("VSHUFPS $0x44, %s, %s, %s", y(pr[1]), y(pr[0]), y(2*i))
+				p("VSHUFPS $0xEE, %s, %s, %s", y(pr[1]), y(pr[0]), y(2*i+1))
+			}
+			// Y0..Y7 now: s0=(t0,t2 lo) s1=(t0,t2 hi) s2=(t1,t3 lo) s3 s4=(t4,t6 lo) s5 s6 s7.
+			// Column j (lane-low): perm2f128(s_j, s_{j+4}, 0x20) for j<4; 0x31 for j>=4.
+			for j := 0; j < 8; j++ {
+				a, b, imm := j%4, j%4+4, "$0x20"
+				if j >= 4 {
+					imm = "$0x31"
+				}
+				p("VPERM2F128 %s, %s, %s, %s", imm, y(b), y(a), y(8+j))
+			}
+			for j := 0; j < 8; j++ {
+				off := ((cg*8+j)*rows + rb*8) * 4
+				if n == 8 {
+					p("VMOVUPS %s, %d(DI)", y(8+j), off)
+				} else if n == 6 {
+					p("VMOVUPS %s, %d(DI)", x(8+j), off)
+					p("VEXTRACTF128 $1, %s, %s", y(8+j), x(0))
+					p("VMOVQ %s, %d(DI)", x(0), off+16)
+				} else {
+					panic("genPackTAVX2: rows")
+				}
+			}
+		}
+	}
+	p("ADDQ $64, SI")
+	p("ADDQ $%d, DI", 16*rows*4)
 	p("DECQ CX")
 	p("JNZ loop")
 	p("VZEROUPPER")

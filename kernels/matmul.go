@@ -75,7 +75,8 @@ func (f *matMulFn) Backward(gy mat.Tensor) error {
 // Linear returns x·Wᵀ + bias for w stored [out, in] (Hugging Face
 // nn.Linear), or x·W + bias for w stored [in, out] when inOut is true
 // (GPT-2 Conv1D). x is [T, in]; the result is [T, out]. bias may be nil;
-// otherwise it holds out values (a 1×out or out×1 matrix).
+// otherwise it holds out values (a 1×out or out×1 matrix). w may be a
+// frozen *Weight in its stored dtype (converted as the GEMM packs it).
 func Linear(x, w, bias mat.Tensor, inOut bool) mat.Tensor {
 	return node(&linearFn{x: x, w: w, bias: bias, inOut: inOut})
 }
@@ -98,7 +99,7 @@ func (f *linearFn) Forward() (mat.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, wr, wc, err := dense("Linear", "w", f.w)
+	w, wr, wc, err := weightOperand("Linear", "w", f.w)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func (f *linearFn) Forward() (mat.Tensor, error) {
 	}
 	y := newMatrix(rows, wout)
 	// The bias is added by the GEMM micro-kernel as it writes y.
-	gemmBias(false, !f.inOut, rows, wout, in, x, w, bias, y.Data().F32(), false)
+	gemmBiasOp(false, !f.inOut, rows, wout, in, x, w, bias, y.Data().F32(), false)
 	return y, nil
 }
 
@@ -133,11 +134,11 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 		return opError("Linear", "output gradient has %d values, want %d", len(g), rows*out)
 	}
 	x, _, _, _ := dense("Linear", "x", f.x)
-	w, _, _, _ := dense("Linear", "w", f.w)
 	if f.x.RequiresGrad() {
+		w, _, _, _ := weightOperand("Linear", "w", f.w)
 		dx := make([]float32, rows*in)
 		// dx = gy·W for W [out,in]; gy·Wᵀ for W [in,out].
-		gemm(false, f.inOut, rows, in, out, g, w, dx, false)
+		gemmOp(false, f.inOut, rows, in, out, g, w, dx, false)
 		accGrad(f.x, dx)
 	}
 	if f.w.RequiresGrad() {

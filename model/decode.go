@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/ssmax/ssmax/arch"
@@ -32,6 +33,49 @@ type layerCache struct {
 // NewDecoder returns an empty decoder.
 func (m *Model) NewDecoder() *Decoder {
 	return &Decoder{m: m, layers: make([]layerCache, m.Spec.Layers)}
+}
+
+// freeScratchAfter is the cache length from which Feed lets the collector
+// have the attention's scratch buffers after a chunk.
+const freeScratchAfter = 4096
+
+// Reserve makes room in the cache for n positions in all (fed so far
+// included), so that feeding up to n tokens never grows it: the keys and
+// values of layers without a window go to memory outside the Go heap
+// (freed when the decoder is garbage), whose size the collector then does
+// not count as live. Layers with a window keep at most their window. A
+// decoder fed past n still works, growing its cache on the heap.
+func (d *Decoder) Reserve(n int) error {
+	s := d.m.Spec
+	width := s.KVHeads * s.HeadDim
+	rows := 0
+	for l := range d.layers {
+		if s.Window(l) == 0 && n > d.CachedPositions(l) {
+			rows += n
+		}
+	}
+	if rows == 0 {
+		return nil
+	}
+	mem, release, err := allocOffHeap(4 * 2 * rows * width)
+	if err != nil {
+		return err
+	}
+	buf := f32View(mem)
+	for l := range d.layers {
+		c := &d.layers[l]
+		if s.Window(l) != 0 || n <= d.CachedPositions(l) {
+			continue
+		}
+		k, v := buf[:0:n*width], buf[n*width:n*width:2*n*width]
+		buf = buf[2*n*width:]
+		c.k, c.v = append(k, c.k...), append(v, c.v...)
+	}
+	if release != nil {
+		// The caches live in d.layers' array: freed once it is garbage.
+		runtime.AddCleanup(&d.layers[0], func(m []byte) { release(m) }, mem)
+	}
+	return nil
 }
 
 // Len is the number of tokens fed so far.
@@ -67,6 +111,11 @@ func (d *Decoder) Feed(ids []int) ([]float32, error) {
 		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return d.attend(l, h, pos, seqLen) })
 	}
 	d.n += len(ids)
+	if len(ids) > 1 && d.n >= freeScratchAfter {
+		// Prefill over a long cache: the attention's scratch buffers grow
+		// with it (see kernels.FreeScratch).
+		kernels.FreeScratch()
+	}
 	logits := m.Logits(m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1))
 	return values(logits), nil
 }
@@ -103,6 +152,7 @@ func (d *Decoder) attend(l int, h mat.Tensor, pos []int, seqLen int) mat.Tensor 
 			c.start += drop
 		}
 	}
+	runtime.KeepAlive(c) // the caches may live outside the heap (Reserve)
 	return mat.NewDense[float32](mat.WithShape(newRows, s.Heads*s.HeadDim), mat.WithBacking(out))
 }
 

@@ -83,9 +83,14 @@ func (m *Model) Hidden(in Input) (mat.Tensor, error) {
 	}
 	pos := in.Positions()
 	seqLen := longestDocument(pos)
+	if m.useLayerwise(in) {
+		return m.hiddenLayerwise(in.IDs, pos, seqLen)
+	}
 	x := m.embed(in.IDs, pos)
 	for l := 0; l < m.Spec.Layers; l++ {
-		x = m.block(l, x, func(h mat.Tensor) mat.Tensor { return m.attention(l, h, pos, in.Segments, seqLen) })
+		x = m.checkpointed(l, x, func(x mat.Tensor) mat.Tensor {
+			return m.block(l, x, func(h mat.Tensor) mat.Tensor { return m.attention(l, h, pos, in.Segments, seqLen) })
+		})
 	}
 	return m.norm(x, arch.RoleFinalNorm, arch.RoleFinalNormBias, -1), nil
 }

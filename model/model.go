@@ -37,8 +37,47 @@ type Param struct {
 }
 
 // Values returns the parameter's float32 values (no copy), in memory
-// layout (see StoredValues).
-func (p *Param) Values() []float32 { return p.Value().(*mat.Dense[float32]).Data().F32() }
+// layout (see StoredValues). For a weight held in its stored dtype (see
+// Stored) it returns a decoded copy: writing to it changes nothing.
+func (p *Param) Values() []float32 {
+	if w := p.stored(); w != nil {
+		return w.Float32s()
+	}
+	return p.Value().(*mat.Dense[float32]).Data().F32()
+}
+
+// Stored reports whether the weight is held in its stored 16-bit dtype
+// (BF16 or F16) rather than as float32: a frozen weight of a loaded
+// checkpoint. Such a weight takes half the memory; the matrix products
+// convert it to float32 as they read it.
+func (p *Param) Stored() bool { return p.stored() != nil }
+
+// stored returns the weight held in its stored dtype, or nil.
+func (p *Param) stored() *kernels.Weight {
+	if p.Param == nil {
+		return nil
+	}
+	w, _ := p.Matrix.(*kernels.Weight)
+	return w
+}
+
+// SetRequiresGrad sets whether the parameter requires a gradient. Turning
+// it on for a weight held in its stored dtype first replaces it by its
+// float32 values (the master copy that trains); turning it off keeps the
+// float32 values.
+func (p *Param) SetRequiresGrad(on bool) {
+	if w := p.stored(); w != nil {
+		if !on {
+			return
+		}
+		s := w.Shape()
+		p.ReplaceValue(mat.NewDense[float32](mat.WithShape(s[0], s[1]), mat.WithBacking(w.Float32s())))
+	}
+	p.Param.SetRequiresGrad(on)
+}
+
+// Len is the number of values.
+func (p *Param) Len() int { return p.Size() }
 
 // StoredValues returns vals (the parameter's values, or its gradient) in
 // the checkpoint's layout: the same slice unless the family stores the
@@ -78,6 +117,9 @@ type Model struct {
 	byRole map[roleKey]*Param
 	attn   []Attention
 	layout layout
+	// checkpointing: recompute each block in the backward pass (see
+	// checkpointing.go).
+	checkpointing bool
 	// ssmaxOrigin records how the model's SSMax parameters were
 	// initialised (init strategy, L, initial s and b), for config.json;
 	// nil while no layer was ever converted.
@@ -101,37 +143,56 @@ type Options struct {
 }
 
 // Load builds the model of an opened checkpoint: every weight the spec
-// names, decoded to float32, and the SSMax parameters of converted layers.
+// names and the SSMax parameters of converted layers.
+//
+// Matrices stored in BF16 or F16 stay in that dtype (2 bytes a value,
+// read from the file into memory the model owns: the checkpoint may be
+// closed afterwards) and start frozen; the kernels convert them to float32
+// as they read them, so the results are those of the decoded float32
+// weights. Param.SetRequiresGrad(true) (or Model.SetRequiresGrad) turns such
+// a weight into a float32 copy that trains. Every other weight (F32
+// tensors, and vectors in any dtype) is decoded to float32 and requires a
+// gradient, unless opts.Inference is set.
 func Load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options) (*Model, error) {
-	m, err := newModel(spec, c.Config, opts)
+	m, _, err := load(c, spec, opts, false)
+	return m, err
+}
+
+// load is Load; with own set, stored weights may view c's mapped files
+// (zero-copy) and c then belongs to the model (viewed reports it: the
+// caller must not close it).
+func load(c *checkpoint.Checkpoint, spec *arch.Spec, opts Options, own bool) (m *Model, viewed bool, err error) {
+	m, err = newModel(spec, c.Config, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.ConfigPath, err)
+		return nil, false, fmt.Errorf("%s: %w", c.ConfigPath, err)
 	}
+	var tensors []loadTensor
 	for _, ts := range spec.Tensors() {
 		t, ok := c.Tensor(ts.Name)
 		if !ok {
 			if ts.Optional {
 				continue
 			}
-			return nil, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
+			return nil, false, fmt.Errorf("%s: tensor %q missing", c.Path, ts.Name)
 		}
-		vals, err := t.File.Float32s(ts.Name)
-		if err != nil {
-			return nil, err
-		}
-		p := newParam(ts, vals)
-		p.DType = t.DType
+		tensors = append(tensors, loadTensor{t: t, ts: ts, reordered: m.reordered(ts.Role)})
+	}
+	ps, viewed, err := loadParams(c, tensors, opts, own)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range ps {
 		m.reorder(p)
 		m.add(p)
 	}
 	m.initAttention()
 	if m.layout, err = layoutOf(c, spec); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if opts.Inference {
 		m.SetRequiresGrad(false)
 	}
-	return m, nil
+	return m, viewed, nil
 }
 
 // newModel is an empty model of spec: no weights yet.
@@ -151,7 +212,7 @@ func newModel(spec *arch.Spec, cfg *checkpoint.Config, opts Options) (*Model, er
 // [q | k | v]. Save writes them back in the stored order.
 func (m *Model) reorder(p *Param) {
 	s := m.Spec
-	if s.QKV != arch.FusedQKVPerHead || (p.Role != arch.RoleQKV && p.Role != arch.RoleQKVBias) {
+	if !m.reordered(p.Role) {
 		return
 	}
 	H, hd := s.Heads, s.HeadDim
@@ -163,11 +224,36 @@ func (m *Model) reorder(p *Param) {
 			}
 		}
 	}
+	if w := p.stored(); w != nil {
+		// Read into the model's own memory, never a view of the file
+		// (see loadParams).
+		if raw := w.Raw16(); raw != nil {
+			permuteRows(raw, p.rowOrder)
+		} else {
+			permuteRows(w.RawF32(), p.rowOrder)
+		}
+		return
+	}
 	vals := p.Values()
 	stored := append([]float32(nil), vals...)
 	unit := len(vals) / len(p.rowOrder)
 	for r, from := range p.rowOrder {
 		copy(vals[r*unit:(r+1)*unit], stored[from*unit:(from+1)*unit])
+	}
+}
+
+// reordered reports whether parameters of role are stored in another row
+// order than the engine computes with (see reorder).
+func (m *Model) reordered(r arch.Role) bool {
+	return m.Spec.QKV == arch.FusedQKVPerHead && (r == arch.RoleQKV || r == arch.RoleQKVBias)
+}
+
+// permuteRows sets row r of x (len(order) rows) to its former row order[r].
+func permuteRows[T any](x []T, order []int) {
+	src := append([]T(nil), x...)
+	unit := len(x) / len(order)
+	for r, from := range order {
+		copy(x[r*unit:(r+1)*unit], src[from*unit:(from+1)*unit])
 	}
 }
 
@@ -210,11 +296,13 @@ func (m *Model) initAttention() {
 }
 
 // SetRequiresGrad sets whether every weight requires a gradient (the
-// default after Open, Load and New is true; training then chooses its
-// trainable set). A model used only for inference — scoring, evaluation,
-// generation — should turn it off: the kernels then build no autograd
-// graph and keep no intermediate values, so the memory of a forward pass
-// stays at a few activations whatever the sequence length.
+// default after Open, Load and New is true, except for the weights Load
+// keeps in their stored 16-bit dtype, which start frozen; training then
+// chooses its trainable set). Turning it on converts those to float32 (see
+// Param.SetRequiresGrad). A model used only for inference — scoring,
+// evaluation, generation — should turn it off: the kernels then build no
+// autograd graph and keep no intermediate values, so the memory of a
+// forward pass stays at a few activations whatever the sequence length.
 func (m *Model) SetRequiresGrad(on bool) {
 	for _, p := range m.params {
 		p.SetRequiresGrad(on)
@@ -292,24 +380,34 @@ func (m *Model) ParamCount() int64 {
 	var n int64
 	for _, p := range m.params {
 		if !p.Role.IsSSMax() {
-			n += int64(len(p.Values()))
+			n += int64(p.Len())
 		}
 	}
 	return n
 }
 
 // Open loads the model of the checkpoint at path (a directory, or a
-// .safetensors file with configPath). The weights are copied into memory,
-// so the checkpoint files are closed before Open returns.
+// .safetensors file with configPath) as Load does, and owns the
+// checkpoint: the weights held in their stored dtype view its
+// memory-mapped files without a copy (where a tensor's bytes are suitably
+// aligned), and the files stay open, read-only, until no such weight is
+// left (a runtime cleanup closes them; the model needs no Close). The
+// files must not be modified in place meanwhile (replacing them, as every
+// ssmax writer does by renaming a new file into place, is fine). When no
+// weight views them they are closed before Open returns.
 func Open(path, configPath string, o Options) (*Model, error) {
 	c, err := checkpoint.Open(path, checkpoint.Options{ConfigPath: configPath})
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	spec, err := arch.Load(c)
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
-	return Load(c, spec, o)
+	m, viewed, err := load(c, spec, o, true)
+	if !viewed {
+		c.Close()
+	}
+	return m, err
 }

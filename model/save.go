@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"runtime"
 	"slices"
 
 	"github.com/ssmax/ssmax/arch"
@@ -67,7 +68,10 @@ func (m *Model) Save(dir string, o SaveOptions) error {
 		return err
 	}
 	out := checkpoint.Output{Shards: shards, Config: cfg, AuxDir: m.layout.srcDir, Auxiliary: m.layout.auxiliary}
-	return checkpoint.Write(context.Background(), dir, out, checkpoint.WriteOptions{Replace: true})
+	err = checkpoint.Write(context.Background(), dir, out, checkpoint.WriteOptions{Replace: true})
+	// The tensors written from stored weights view the model's memory.
+	runtime.KeepAlive(m)
+	return err
 }
 
 // placement writes each stored tensor from its parameter (or carries an
@@ -118,6 +122,10 @@ func (m *Model) writeParam(p *Param, o SaveOptions) safetensors.WriteTensor {
 	dt := p.DType
 	if o.DType != "" && !p.Role.IsSSMax() {
 		dt = o.DType
+	}
+	if w := p.stored(); w != nil && dt == p.DType {
+		// A frozen weight in its stored dtype: its bytes, unchanged.
+		return safetensors.FromBytes(p.Name, dt, p.StoredShape, p.storedBytes(w))
 	}
 	return safetensors.FromFloat32(p.Name, dt, p.StoredShape, p.StoredValues(p.Values()))
 }

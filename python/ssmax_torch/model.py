@@ -16,6 +16,7 @@ a document; positions and SSMax's n restart at each one.
 import math
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
@@ -322,6 +323,9 @@ class Decoder(nn.Module):
             if info["layer"] < 0:
                 self.g[info["role"]] = nn.Parameter(weights[name])
         self.layers = nn.ModuleList([Block(spec, i, weights) for i in range(spec["num_layers"])])
+        # activation_checkpointing recomputes each block's forward pass in
+        # backward (ssmax finetune --activation-checkpointing).
+        self.activation_checkpointing = False
 
     def param(self, name):
         """The parameter holding tensor name, or None."""
@@ -366,8 +370,12 @@ class Decoder(nn.Module):
         if "pos_embed" in self.g:
             x = x + F.embedding(pos, self.g["pos_embed"])
         ctx = Context(s, pos, seg, rope_len, x.dtype)
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for blk in self.layers:
-            x = blk(x, ctx)
+            if recompute:
+                x = torch.utils.checkpoint.checkpoint(blk, x, ctx, use_reentrant=False)
+            else:
+                x = blk(x, ctx)
         return apply_norm(s, x, self.g["final_norm"], self.g["final_norm_bias"] if "final_norm_bias" in self.g else None)
 
     def logits(self, h):

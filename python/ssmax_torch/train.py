@@ -140,6 +140,7 @@ class Trainer:
         if state is not None:
             moments = self.read_moments(src, weights)
         self.model = Decoder(spec, weights)
+        self.model.activation_checkpointing = bool(cfg.get("activation_checkpointing"))
         if self.switched and self.sw:
             self.model.switch(self.sw["layers"], self.sw["variant"], self.sw.get("s_init") or 0.0, self.sw.get("b_init") or 0.0)
             with torch.no_grad():

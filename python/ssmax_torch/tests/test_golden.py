@@ -85,25 +85,28 @@ class GoldenGradients(unittest.TestCase):
                     by_mode.setdefault(mode, []).append(tensor)
             infos = {t["name"]: t for t in spec["tensors"]}
             for mode, tensors in by_mode.items():
-                with self.subTest(fixture=name, mode=mode):
-                    model = Decoder(spec, {k: v.clone() for k, v in weights.items()})
-                    set_mode(model, golden, mode)
-                    _, loss = run(model, golden["tokens"])
-                    loss.backward()
-                    for tensor in tensors:
-                        p = model.param(tensor)
-                        if p is None:  # s and b set for the mode
-                            layer = int(tensor.split(".layers.")[-1].split(".")[0]) if ".layers." in tensor else int(tensor.split(".h.")[-1].split(".")[0])
-                            p = model.layers[layer].w["ssmax_s" if tensor.endswith("ssmax_s") else "ssmax_b"]
-                            info = {"shape": list(p.shape)}
-                        else:
-                            info = infos[tensor]
-                        self.assertIsNotNone(p.grad, tensor)
-                        got = to_stored(p.grad, info, spec).reshape(-1)
-                        want = gr.tensor("grad.%s.%s" % (mode, tensor)).float().reshape(-1)
-                        scale = want.abs().max().item() or 1.0
-                        worst = (got - want).abs().max().item()
-                        self.assertLessEqual(worst / scale, 1e-3, "%s: max gradient error relative to %.3g" % (tensor, scale))
+                # --activation-checkpointing must give the same gradients.
+                for recompute in (False, True):
+                    with self.subTest(fixture=name, mode=mode, activation_checkpointing=recompute):
+                        model = Decoder(spec, {k: v.clone() for k, v in weights.items()})
+                        model.activation_checkpointing = recompute
+                        set_mode(model, golden, mode)
+                        _, loss = run(model, golden["tokens"])
+                        loss.backward()
+                        for tensor in tensors:
+                            p = model.param(tensor)
+                            if p is None:  # s and b set for the mode
+                                layer = int(tensor.split(".layers.")[-1].split(".")[0]) if ".layers." in tensor else int(tensor.split(".h.")[-1].split(".")[0])
+                                p = model.layers[layer].w["ssmax_s" if tensor.endswith("ssmax_s") else "ssmax_b"]
+                                info = {"shape": list(p.shape)}
+                            else:
+                                info = infos[tensor]
+                            self.assertIsNotNone(p.grad, tensor)
+                            got = to_stored(p.grad, info, spec).reshape(-1)
+                            want = gr.tensor("grad.%s.%s" % (mode, tensor)).float().reshape(-1)
+                            scale = want.abs().max().item() or 1.0
+                            worst = (got - want).abs().max().item()
+                            self.assertLessEqual(worst / scale, 1e-3, "%s: max gradient error relative to %.3g" % (tensor, scale))
 
 
 class Packing(unittest.TestCase):
