@@ -44,6 +44,7 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.IntVar(&c.TrainLen, "train-len", 0, "L of --init match (default: --seq-len)")
 	f.Float64Var(s, "s", 0, "s for --init const")
 	f.Float64Var(b, "b", 0, "b for the bias variant")
+	f.Float64Var(&c.MixRetrieval, "mix-retrieval", 0, "fraction of training sequences replaced by synthetic key-value retrieval documents (0: none)")
 	f.Uint64Var(&c.Seed, "seed", d.Seed, "seed of the data order (and of the initial weights when pretraining)")
 	f.IntVar(&c.EvalEvery, "eval-every", d.EvalEvery, "validation loss every N steps (0: only at the end)")
 	f.IntVar(&c.EvalBatches, "eval-batches", d.EvalBatches, "validation batches per evaluation")

@@ -57,6 +57,11 @@ type Config struct {
 	S               *float64 `json:"s,omitempty"`
 	B               *float64 `json:"b,omitempty"`
 
+	// MixRetrieval is the fraction of training sequences replaced by
+	// synthetic key-value retrieval documents (package retrieval), 0 for
+	// none.
+	MixRetrieval float64 `json:"mix_retrieval,omitempty"`
+
 	Seed        uint64  `json:"seed"`
 	EvalEvery   int     `json:"eval_every"`
 	EvalBatches int     `json:"eval_batches"`
@@ -120,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 {
 		return fmt.Errorf("betas must be in [0, 1)")
+	}
+	if !(c.MixRetrieval >= 0 && c.MixRetrieval <= 1) {
+		return fmt.Errorf("--mix-retrieval %g: want a fraction in [0, 1]", c.MixRetrieval)
 	}
 	if c.SwitchToSSMaxAt < 0 {
 		return fmt.Errorf("--switch-to-ssmax-at must not be negative")

@@ -1,0 +1,384 @@
+// Package retrieval is a synthetic key-value retrieval task that small
+// language models learn within minutes, so that retrieval accuracy can be
+// measured at the training length and beyond it.
+//
+// A document is a sequence of lines. A record line introduces a new key
+// with its value; a query line asks again for the key of an earlier record
+// and repeats its value:
+//
+//	kqz=4821
+//	bav=0937
+//	?kqz=4821
+//	mwe=5520
+//	?bav=0937
+//
+// Keys are random lowercase letters, distinct within a document; values
+// are random digits. A query's value can only be predicted by finding the
+// record with the same key earlier in the document and copying what
+// follows it, so every query line pays for copying (an induction-style
+// look-up at any distance), several times per short document: the copy
+// signal is dense. Chance is ln 10 nats per value digit.
+//
+// Training documents (Generate) interleave records and queries at random;
+// evaluation prompts (NewPrompt) are the same kind of text with target
+// records placed at given depths and a final query for each target.
+package retrieval
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/ssmax/ssmax/data"
+)
+
+// Task is the shape of the documents. Zero fields take the defaults of
+// Default.
+type Task struct {
+	// KeyLen is the number of letters of a key (a-z).
+	KeyLen int `json:"key_len"`
+	// ValueLen is the number of digits of a value.
+	ValueLen int `json:"value_len"`
+	// QueryRate is the probability that a line is a query (once there is
+	// a record to query).
+	QueryRate float64 `json:"query_rate"`
+}
+
+// Default is the task used unless told otherwise: 3-letter keys, 4-digit
+// values, half the lines queries (records of 9 bytes, queries of 10, so a
+// 256-byte document holds about 13 queries and 52 answer digits).
+func Default() Task { return Task{KeyLen: 3, ValueLen: 4, QueryRate: 0.5} }
+
+// WithDefaults returns t with zero fields set from Default.
+func (t Task) WithDefaults() Task {
+	d := Default()
+	if t.KeyLen == 0 {
+		t.KeyLen = d.KeyLen
+	}
+	if t.ValueLen == 0 {
+		t.ValueLen = d.ValueLen
+	}
+	if t.QueryRate == 0 {
+		t.QueryRate = d.QueryRate
+	}
+	return t
+}
+
+// Check validates the task.
+func (t Task) Check() error {
+	if t.KeyLen < 1 || t.KeyLen > 12 {
+		return fmt.Errorf("retrieval task: key length %d not in [1, 12]", t.KeyLen)
+	}
+	if t.ValueLen < 1 || t.ValueLen > 18 {
+		return fmt.Errorf("retrieval task: value length %d not in [1, 18]", t.ValueLen)
+	}
+	if !(t.QueryRate > 0 && t.QueryRate < 1) {
+		return fmt.Errorf("retrieval task: query rate %v not in (0, 1)", t.QueryRate)
+	}
+	return nil
+}
+
+// String is a short description, e.g. "3-letter keys, 4-digit values, 50% queries".
+func (t Task) String() string {
+	return fmt.Sprintf("%d-letter keys, %d-digit values, %.0f%% queries", t.KeyLen, t.ValueLen, 100*t.QueryRate)
+}
+
+// Chance is the loss per value digit of a model that does not retrieve:
+// ln 10 nats.
+var Chance = math.Log(10)
+
+// Mark is the first character of a query line; Sep separates a key from
+// its value.
+const (
+	Mark = "?"
+	Sep  = "="
+)
+
+// RecordLine is the text of a record line; QueryLine of a query line
+// without its value ("?key="), which the value and a newline follow.
+func RecordLine(key, value string) string { return key + Sep + value + "\n" }
+
+// QueryLine is "?" + key + "=": the text before a query's value.
+func QueryLine(key string) string { return Mark + key + Sep }
+
+// keys draws distinct random keys.
+type keys struct {
+	t    Task
+	rng  *rand.Rand
+	used map[string]bool
+}
+
+func (k *keys) next() string {
+	space := math.Pow(26, float64(k.t.KeyLen))
+	if float64(len(k.used)) > space/2 {
+		panic("retrieval: more than half of the key space used; use longer keys")
+	}
+	b := make([]byte, k.t.KeyLen)
+	for {
+		for i := range b {
+			b[i] = byte('a' + k.rng.IntN(26))
+		}
+		if s := string(b); !k.used[s] {
+			k.used[s] = true
+			return s
+		}
+	}
+}
+
+// value draws a random value.
+func value(rng *rand.Rand, digits int) string {
+	b := make([]byte, digits)
+	for i := range b {
+		b[i] = byte('0' + rng.IntN(10))
+	}
+	return string(b)
+}
+
+// encoder encodes lines, caching the encodings of the fixed pieces.
+type encoder struct {
+	tok   data.Tokenizer
+	cache map[string][]int
+}
+
+func newEncoder(tok data.Tokenizer) *encoder { return &encoder{tok: tok, cache: map[string][]int{}} }
+
+// piece encodes a short fixed string (cached).
+func (e *encoder) piece(s string) []int {
+	if ids, ok := e.cache[s]; ok {
+		return ids
+	}
+	ids := e.tok.Encode(s)
+	e.cache[s] = ids
+	return ids
+}
+
+// prefix is the BOS token when the tokenizer has one distinct from EOS.
+func prefix(tok data.Tokenizer) []int {
+	if b := tok.BOS(); b >= 0 && b != tok.EOS() {
+		return []int{b}
+	}
+	return nil
+}
+
+// Doc is a training document.
+type Doc struct {
+	// IDs are the tokens.
+	IDs []int
+	// Answer[i] is true when IDs[i] is a token of a query's value: the
+	// tokens that only retrieval predicts.
+	Answer []bool
+	// Text is the document's text (without the BOS token).
+	Text string
+}
+
+// Generate returns a document of exactly n tokens drawn with rng: [BOS]
+// (when the tokenizer has one distinct from EOS), then lines, each encoded
+// on its own, the last cut at n tokens. The first line is a record; each
+// later line is a query of a uniformly chosen earlier record with
+// probability t.QueryRate, a new record otherwise.
+func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
+	t = t.WithDefaults()
+	if err := t.Check(); err != nil {
+		return nil, err
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("retrieval: document of %d tokens", n)
+	}
+	e := newEncoder(tok)
+	d := &Doc{IDs: append(make([]int, 0, n+16), prefix(tok)...)}
+	d.Answer = make([]bool, len(d.IDs), n+16)
+	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
+	var recKeys, recVals []string
+	var text strings.Builder
+	for len(d.IDs) < n {
+		if len(recKeys) > 0 && rng.Float64() < t.QueryRate {
+			i := rng.IntN(len(recKeys))
+			d.appendQuery(e, recKeys[i], recVals[i], &text)
+			continue
+		}
+		k, v := ks.next(), value(rng, t.ValueLen)
+		recKeys, recVals = append(recKeys, k), append(recVals, v)
+		line := RecordLine(k, v)
+		text.WriteString(line)
+		ids := e.tok.Encode(line)
+		d.IDs = append(d.IDs, ids...)
+		d.Answer = append(d.Answer, make([]bool, len(ids))...)
+	}
+	d.IDs, d.Answer = d.IDs[:n], d.Answer[:n]
+	d.Text = text.String()
+	return d, nil
+}
+
+// appendQuery appends the query line of key with its value, marking the
+// value's tokens as answers.
+func (d *Doc) appendQuery(e *encoder, key, val string, text *strings.Builder) {
+	q := e.tok.Encode(QueryLine(key))
+	a := e.tok.Encode(val)
+	nl := e.piece("\n")
+	d.IDs = append(d.IDs, q...)
+	d.Answer = append(d.Answer, make([]bool, len(q))...)
+	d.IDs = append(d.IDs, a...)
+	for range a {
+		d.Answer = append(d.Answer, true)
+	}
+	d.IDs = append(d.IDs, nl...)
+	d.Answer = append(d.Answer, make([]bool, len(nl))...)
+	text.WriteString(QueryLine(key) + val + "\n")
+}
+
+// DocSeed is the generator of training document index of a run seeded
+// with seed: documents are a pure function of (seed, index), so a resumed
+// run sees the same ones.
+func DocSeed(seed uint64, index int64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed^0x7265747269657661, uint64(index))) // "retrieva"
+}
+
+// Query is one of a prompt's final queries.
+type Query struct {
+	// Depth is the depth asked for; ActualDepth where the target record
+	// landed: its line index over the index of the last filler line (0 the
+	// first line, 1 the line just before the final queries).
+	Depth, ActualDepth float64
+	Key, Value         string
+	// Record is the offset in Prompt.IDs of the target record's first
+	// token; Start of the query line ("?key="); AnswerStart and AnswerEnd
+	// delimit the value's tokens.
+	Record, Start, AnswerStart, AnswerEnd int
+}
+
+// Prompt is an evaluation document: filler lines (records and queries, as
+// in training) holding one target record per depth, then a final query
+// for each target in random order, each followed by its value and a
+// newline. A model is scored on the value tokens of the final queries.
+type Prompt struct {
+	IDs []int
+	// Queries are the final queries in the order they appear.
+	Queries []Query
+	// FillerLines is the number of filler lines (targets included).
+	FillerLines int
+}
+
+// line is a filler line before encoding.
+type line struct {
+	key, val string
+	query    bool
+}
+
+func (l line) text() string {
+	if l.query {
+		return QueryLine(l.key) + l.val + "\n"
+	}
+	return RecordLine(l.key, l.val)
+}
+
+// NewPrompt builds a prompt of at most length tokens (at least length
+// minus one line) with a target record at each depth (fractions of the
+// filler: 0 first line, 1 last), drawn with rng. Filler queries never ask
+// for a target, so the final queries can only be answered from the target
+// records.
+func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []float64) (*Prompt, error) {
+	t = t.WithDefaults()
+	if err := t.Check(); err != nil {
+		return nil, err
+	}
+	if len(depths) == 0 {
+		return nil, fmt.Errorf("retrieval: no depths")
+	}
+	for _, d := range depths {
+		if !(d >= 0 && d <= 1) {
+			return nil, fmt.Errorf("retrieval: depth %v not in [0, 1]", d)
+		}
+	}
+	e := newEncoder(tok)
+	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
+	pre := prefix(tok)
+	targets := make([]line, len(depths))
+	budget := length - len(pre)
+	for i := range targets {
+		targets[i] = line{key: ks.next(), val: value(rng, t.ValueLen)}
+		// The record, and the final query encoded as NewPrompt writes it.
+		budget -= len(tok.Encode(targets[i].text()))
+		budget -= len(tok.Encode(QueryLine(targets[i].key))) + len(tok.Encode(targets[i].val)) + len(e.piece("\n"))
+	}
+	if budget < 0 {
+		return nil, fmt.Errorf("retrieval: length %d is too short for %d targets and their queries", length, len(depths))
+	}
+	// Filler lines other than the targets, as Generate draws them.
+	var filler [][]int
+	var fillerLines []line
+	var recs []line
+	for {
+		var l line
+		if len(recs) > 0 && rng.Float64() < t.QueryRate {
+			r := recs[rng.IntN(len(recs))]
+			l = line{key: r.key, val: r.val, query: true}
+		} else {
+			l = line{key: ks.next(), val: value(rng, t.ValueLen)}
+		}
+		ids := tok.Encode(l.text())
+		if len(ids) > budget {
+			break
+		}
+		budget -= len(ids)
+		if !l.query {
+			recs = append(recs, l)
+		}
+		filler, fillerLines = append(filler, ids), append(fillerLines, l)
+	}
+	// Place the targets at the line indices nearest to their depths.
+	N := len(filler) + len(targets)
+	slot := make([]int, N) // index into targets+1, 0 for a filler line
+	for i, d := range depths {
+		want := int(math.Round(d * float64(N-1)))
+		for dist := 0; ; dist++ {
+			if j := want - dist; j >= 0 && slot[j] == 0 {
+				slot[j] = i + 1
+				break
+			}
+			if j := want + dist; j < N && slot[j] == 0 {
+				slot[j] = i + 1
+				break
+			}
+		}
+	}
+	// Inserting the targets keeps the filler lines in order, so every
+	// filler query still follows its record.
+	p := &Prompt{IDs: append([]int(nil), pre...), FillerLines: N}
+	p.Queries = make([]Query, len(targets))
+	next := 0
+	for j := 0; j < N; j++ {
+		if i := slot[j] - 1; i >= 0 {
+			q := &p.Queries[i]
+			q.Depth, q.Key, q.Value, q.Record = depths[i], targets[i].key, targets[i].val, len(p.IDs)
+			if N > 1 {
+				q.ActualDepth = float64(j) / float64(N-1)
+			}
+			p.IDs = append(p.IDs, tok.Encode(targets[i].text())...)
+			continue
+		}
+		p.IDs = append(p.IDs, filler[next]...)
+		next++
+	}
+	// The final queries, in random order.
+	order := rng.Perm(len(targets))
+	queries := make([]Query, 0, len(targets))
+	for _, i := range order {
+		q := p.Queries[i]
+		q.Start = len(p.IDs)
+		p.IDs = append(p.IDs, tok.Encode(QueryLine(q.Key))...)
+		q.AnswerStart = len(p.IDs)
+		p.IDs = append(p.IDs, tok.Encode(q.Value)...)
+		q.AnswerEnd = len(p.IDs)
+		p.IDs = append(p.IDs, e.piece("\n")...)
+		queries = append(queries, q)
+	}
+	p.Queries = queries
+	return p, nil
+}
+
+// PromptSeed is the generator of prompt trial of length index i of an
+// evaluation seeded with seed: every model gets the same prompts.
+func PromptSeed(seed uint64, length, trial int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed^0x70726f6d7074, uint64(length)<<20|uint64(trial))) // "prompt"
+}
