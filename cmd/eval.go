@@ -228,8 +228,11 @@ model reads the prompt through its KV cache; a query is right when greedy
 decoding reproduces the value exactly (checked token by token: until its first
 wrong token greedy decoding feeds exactly the value). Reported per length and
 depth: accuracy with its 95% Wilson interval and the loss on the value tokens
-(chance ln 10 = 2.303 nats per digit). The same --seed gives every model the
-same prompts. Lengths beyond a model's learned positions are n/a.`,
+(chance ln 10 = 2.303 nats per digit). With --attention, also the attention
+each layer and head of that query puts on the target record (its mean over the
+queries of a length, the largest head, and the uniform share the record would
+get from attention spread evenly). The same --seed gives every model the same
+prompts. Lengths beyond a model's learned positions are n/a.`,
 		Example: `  ssmax eval retrieval --model ./softmax/final --model ./ssmax/final --lengths 256,512,1024,2048,4096 \
       --depths 0,0.5,1 --trials 16 --rope-theta-scale 50 --out ./eval/retrieval`,
 		Args: cobra.NoArgs,
@@ -243,6 +246,7 @@ same prompts. Lengths beyond a model's learned positions are n/a.`,
 	fs.Float64SliceVar(&o.Depths, "depths", []float64{0, 0.25, 0.5, 0.75, 1}, "target depths: 0 first filler line, 1 last")
 	fs.IntVar(&o.Trials, "trials", 8, "prompts per length (each holds one query per depth)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the prompts (the same for every model)")
+	fs.BoolVar(&o.Attention, "attention", false, "also measure the attention each head puts on the target record when the value's first token is predicted")
 	fs.IntVar(&o.Task.KeyLen, "key-len", 0, "letters per key (default 3, as training)")
 	fs.IntVar(&o.Task.ValueLen, "value-len", 0, "digits per value (default 4, as training)")
 	return c

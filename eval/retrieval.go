@@ -38,8 +38,67 @@ type KeyRetrievalOptions struct {
 	// MaxTokens is the longest sequence the model reads (its learned
 	// positions), 0 for no limit: longer lengths are NA.
 	MaxTokens int
+	// Attention also measures, when the sessions can probe their attention
+	// (model.Decoder can), the attention each head of the query predicting
+	// a value's first token puts on the target record.
+	Attention bool
 	// Progress, if not nil, receives the prompts done and the total.
 	Progress func(done, total int)
+}
+
+// probing is a session that records the attention of the last position it
+// was fed (model.Decoder).
+type probing interface {
+	ProbeAttention(on bool)
+	LastAttention() [][][]float64
+}
+
+// KeyAttention is the attention the query that predicts a value's first
+// token puts on the target record (its key, value and newline), averaged
+// over the queries of a length.
+type KeyAttention struct {
+	// Mass[l][h] is the mean attention probability of head h of layer l on
+	// the record's tokens.
+	Mass [][]float64 `json:"mass"`
+	// Max is the largest Mass, at layer MaxLayer, head MaxHead: the head
+	// that retrieves most.
+	Max      float64 `json:"max"`
+	MaxLayer int     `json:"max_layer"`
+	MaxHead  int     `json:"max_head"`
+	// Uniform is the mean share of the record's tokens among the keys the
+	// query sees: the mass of attention spread evenly.
+	Uniform float64 `json:"uniform"`
+	queries int
+}
+
+// add accumulates one query's attention rows on [lo, hi) of keys seen.
+func (k *KeyAttention) add(rows [][][]float64, lo, hi, seen int) {
+	if k.Mass == nil {
+		k.Mass = make([][]float64, len(rows))
+		for l := range rows {
+			k.Mass[l] = make([]float64, len(rows[l]))
+		}
+	}
+	n := float64(k.queries)
+	for l := range rows {
+		for h, row := range rows[l] {
+			var m float64
+			for _, x := range row[lo:hi] {
+				m += x
+			}
+			k.Mass[l][h] = (k.Mass[l][h]*n + m) / (n + 1)
+		}
+	}
+	k.Uniform = (k.Uniform*n + float64(hi-lo)/float64(seen)) / (n + 1)
+	k.queries++
+	k.Max = -1
+	for l := range k.Mass {
+		for h, m := range k.Mass[l] {
+			if m > k.Max {
+				k.Max, k.MaxLayer, k.MaxHead = m, l, h
+			}
+		}
+	}
 }
 
 // RetrievalTrial is one final query and the model's answer.
@@ -117,6 +176,9 @@ type RetrievalLength struct {
 	Accuracy
 	// PromptTokens is the mean length of the prompts.
 	PromptTokens float64 `json:"prompt_tokens"`
+	// Attention is the attention on the target records (with
+	// KeyRetrievalOptions.Attention).
+	Attention *KeyAttention `json:"attention,omitempty"`
 }
 
 // RetrievalResult is the key-retrieval accuracy of one model.
@@ -194,7 +256,7 @@ func KeyRetrieval(ctx context.Context, newSession func() Session, vocab int, tok
 			if err != nil {
 				return nil, err
 			}
-			answers, err := answerPrompt(newSession(), vocab, p)
+			answers, err := answerPrompt(newSession(), vocab, p, opts.Attention)
 			if err != nil {
 				return nil, fmt.Errorf("length %d: %w", L, err)
 			}
@@ -202,6 +264,12 @@ func KeyRetrieval(ctx context.Context, newSession func() Session, vocab int, tok
 			row.PromptTokens += float64(len(p.IDs)) / float64(opts.Trials)
 			for _, a := range answers {
 				q := p.Queries[a.query]
+				if a.attention != nil {
+					if row.Attention == nil {
+						row.Attention = &KeyAttention{}
+					}
+					row.Attention.add(a.attention, q.Record, q.RecordEnd, q.AnswerStart)
+				}
 				j := depthIndex(opts.Depths, q.Depth)
 				cell := &res.Cells[i][j]
 				cell.add(a.correct, a.nll)
@@ -234,13 +302,20 @@ type answer struct {
 	correct bool
 	nll     []float64
 	output  []int
+	// attention is the probed attention of the position predicting the
+	// first value token, [layer][head][key] (nil when not probed).
+	attention [][][]float64
 }
 
 // answerPrompt feeds p to s and scores every final query's value tokens:
 // the logits that predict a value token are those of the position before
 // it, so the prompt is fed in chunks that end just before each value.
-func answerPrompt(s Session, vocab int, p *retrieval.Prompt) ([]answer, error) {
+func answerPrompt(s Session, vocab int, p *retrieval.Prompt, attention bool) ([]answer, error) {
 	var out []answer
+	probe, _ := s.(probing)
+	if !attention {
+		probe = nil
+	}
 	fed := 0
 	var last []float32 // logits of position fed-1
 	feed := func(end int) ([]float32, error) {
@@ -260,11 +335,19 @@ func answerPrompt(s Session, vocab int, p *retrieval.Prompt) ([]answer, error) {
 		return rows, nil
 	}
 	for k, q := range p.Queries {
+		if probe != nil {
+			probe.ProbeAttention(true)
+		}
 		rows, err := feed(q.AnswerStart)
 		if err != nil {
 			return nil, err
 		}
 		last = rows[len(rows)-vocab:]
+		var att [][][]float64
+		if probe != nil {
+			att = copyRows(probe.LastAttention())
+			probe.ProbeAttention(false)
+		}
 		// The value's tokens but the last are fed to read the logits that
 		// predict the following ones.
 		var valRows []float32
@@ -273,7 +356,7 @@ func answerPrompt(s Session, vocab int, p *retrieval.Prompt) ([]answer, error) {
 				return nil, err
 			}
 		}
-		a := answer{query: k, correct: true}
+		a := answer{query: k, correct: true, attention: att}
 		for t := q.AnswerStart; t < q.AnswerEnd; t++ {
 			row := last
 			if t > q.AnswerStart {
@@ -293,6 +376,18 @@ func answerPrompt(s Session, vocab int, p *retrieval.Prompt) ([]answer, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// copyRows copies attention rows (the decoder reuses its slices).
+func copyRows(r [][][]float64) [][][]float64 {
+	out := make([][][]float64, len(r))
+	for l := range r {
+		out[l] = make([][]float64, len(r[l]))
+		for h := range r[l] {
+			out[l][h] = append([]float64(nil), r[l][h]...)
+		}
+	}
+	return out
 }
 
 // nll is -log softmax(row)[want], computed in float64.
@@ -317,6 +412,8 @@ type RetrievalOptions struct {
 	Trials  int
 	Seed    uint64
 	Task    retrieval.Task
+	// Attention also measures the attention on the target records.
+	Attention bool
 }
 
 // RetrievalReport is the key-retrieval accuracy of each model evaluated.
@@ -353,7 +450,7 @@ func Retrieval(ctx context.Context, o RetrievalOptions) (*RetrievalReport, error
 	results, err := evaluate(ctx, &o.Checkpoints, func(ctx context.Context, lm *loadedModel) (*RetrievalResult, error) {
 		return KeyRetrieval(ctx, func() Session { return lm.m.NewDecoder() }, lm.m.Spec.Vocab, lm.tok, KeyRetrievalOptions{
 			Lengths: o.Lengths, Depths: o.Depths, Trials: o.Trials, Seed: o.Seed, Task: o.Task,
-			MaxTokens: MaxLength(lm.m), Progress: lm.progress,
+			MaxTokens: MaxLength(lm.m), Attention: o.Attention, Progress: lm.progress,
 		})
 	})
 	if err != nil {

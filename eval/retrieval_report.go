@@ -34,6 +34,13 @@ func WriteRetrievalTable(w io.Writer, results []*RetrievalResult) error {
 		for _, d := range r.Depths {
 			head = append(head, "depth "+fmtDepth(d))
 		}
+		probed := false
+		for _, row := range r.ByLength {
+			probed = probed || row.Attention != nil
+		}
+		if probed {
+			head = append(head, "key attention (head)", "uniform")
+		}
 		fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 		var na string
 		for i, row := range r.ByLength {
@@ -44,10 +51,18 @@ func WriteRetrievalTable(w io.Writer, results []*RetrievalResult) error {
 				for range r.Depths {
 					cells = append(cells, "n/a")
 				}
+				if probed {
+					cells = append(cells, "n/a", "n/a")
+				}
 			} else {
 				cells = append(cells, strconv.FormatFloat(row.PromptTokens, 'f', 0, 64), fmtCI(row.Accuracy), fmtLoss(row.AnswerLoss))
 				for _, c := range r.Cells[i] {
 					cells = append(cells, fmtPercent(c.Accuracy.Accuracy))
+				}
+				if a := row.Attention; a != nil {
+					cells = append(cells, fmt.Sprintf("%.3f (L%dH%d)", a.Max, a.MaxLayer, a.MaxHead), fmt.Sprintf("%.4f", a.Uniform))
+				} else if probed {
+					cells = append(cells, "", "")
 				}
 			}
 			fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")

@@ -155,7 +155,7 @@ func TestWilson(t *testing.T) {
 func TestRetrievalModel(t *testing.T) {
 	res, err := Retrieval(context.Background(), RetrievalOptions{
 		Checkpoints: Checkpoints{Models: []string{fixtures + "/llama-tiny"}, Tokenizer: "bytes"},
-		Lengths:     []int{64, 100}, Depths: []float64{0, 1}, Trials: 2, Seed: 3,
+		Lengths:     []int{64, 100}, Depths: []float64{0, 1}, Trials: 2, Seed: 3, Attention: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,5 +163,22 @@ func TestRetrievalModel(t *testing.T) {
 	r := res.Models[0]
 	if r.Model != "llama-tiny" || len(r.ByLength) != 2 || r.ByLength[1].Trials != 4 || r.ByLength[0].AnswerLoss <= 0 {
 		t.Errorf("result: %+v", r.ByLength)
+	}
+	for _, row := range r.ByLength {
+		a := row.Attention
+		if a == nil || len(a.Mass) != 2 || a.Max <= 0 || a.Max > 1 || a.Uniform <= 0 || a.Uniform > 0.2 || a.queries != 4 {
+			t.Fatalf("length %d: attention %+v", row.Length, a)
+		}
+		// The record's share of uniform attention is its tokens over the
+		// keys seen: 9 bytes ("abc=1234\n") of at most the length, at
+		// least the length less the two final query lines.
+		if lo, hi := 9/float64(row.Length), 9/float64(row.Length-2*10); a.Uniform < lo || a.Uniform > hi {
+			t.Errorf("length %d: uniform share %v, want in [%v, %v]", row.Length, a.Uniform, lo, hi)
+		}
+	}
+	var table bytes.Buffer
+	WriteRetrievalTable(&table, res.Models)
+	if !strings.Contains(table.String(), "key attention") {
+		t.Errorf("table:\n%s", table.String())
 	}
 }

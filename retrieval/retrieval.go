@@ -241,10 +241,11 @@ type Query struct {
 	// first line, 1 the line just before the final queries).
 	Depth, ActualDepth float64
 	Key, Value         string
-	// Record is the offset in Prompt.IDs of the target record's first
-	// token; Start of the query line ("?key="); AnswerStart and AnswerEnd
-	// delimit the value's tokens.
-	Record, Start, AnswerStart, AnswerEnd int
+	// Record and RecordEnd delimit the target record's tokens in
+	// Prompt.IDs (its line with the newline); Start is the offset of the
+	// query line ("?key="); AnswerStart and AnswerEnd delimit the value's
+	// tokens.
+	Record, RecordEnd, Start, AnswerStart, AnswerEnd int
 }
 
 // Prompt is an evaluation document: filler lines (records and queries, as
@@ -355,6 +356,7 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 				q.ActualDepth = float64(j) / float64(N-1)
 			}
 			p.IDs = append(p.IDs, tok.Encode(targets[i].text())...)
+			q.RecordEnd = len(p.IDs)
 			continue
 		}
 		p.IDs = append(p.IDs, filler[next]...)
