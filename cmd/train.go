@@ -46,6 +46,7 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(b, "b", 0, "b for the bias variant")
 	f.Float64Var(&c.MixRetrieval, "mix-retrieval", 0, "fraction of training sequences replaced by synthetic key-value retrieval documents (0: none)")
 	f.Uint64Var(&c.Seed, "seed", d.Seed, "seed of the data order (and of the initial weights when pretraining)")
+	f.Uint64Var(&c.SplitSeed, "split-seed", 0, "seed of the validation split (default: --seed), to hold out the same documents across seeds")
 	f.IntVar(&c.EvalEvery, "eval-every", d.EvalEvery, "validation loss every N steps (0: only at the end)")
 	f.IntVar(&c.EvalBatches, "eval-batches", d.EvalBatches, "validation batches per evaluation")
 	f.IntVar(&c.SaveEvery, "save-every", 0, "checkpoint every N steps (default: --eval-every)")

@@ -62,7 +62,10 @@ type Config struct {
 	// none.
 	MixRetrieval float64 `json:"mix_retrieval,omitempty"`
 
-	Seed        uint64  `json:"seed"`
+	Seed uint64 `json:"seed"`
+	// SplitSeed, when not 0, seeds the validation split instead of Seed, so
+	// runs with different seeds can hold out the same documents.
+	SplitSeed   uint64  `json:"split_seed,omitempty"`
 	EvalEvery   int     `json:"eval_every"`
 	EvalBatches int     `json:"eval_batches"`
 	SaveEvery   int     `json:"save_every"`

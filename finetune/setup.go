@@ -88,7 +88,11 @@ func (t *trainer) setupData(ctx context.Context) error {
 		ds.Close()
 		return err
 	}
-	train, val, err := data.SplitDataset(ds, c.ValFraction, c.Seed)
+	splitSeed := c.Seed
+	if c.SplitSeed != 0 {
+		splitSeed = c.SplitSeed
+	}
+	train, val, err := data.SplitDataset(ds, c.ValFraction, splitSeed)
 	if err != nil {
 		ds.Close()
 		return err
