@@ -82,10 +82,10 @@ type Claim struct {
 
 // InitResult is one initialisation of the conversion comparison.
 type InitResult struct {
-	Variant   string    `json:"variant"`
-	ZeroShot  vals `json:"zero_shot_val_loss"`
-	SOnly     vals `json:"s_only_finetune_val_loss"`
-	CalibLoss vals `json:"calibration_loss,omitempty"`
+	Variant   string `json:"variant"`
+	ZeroShot  vals   `json:"zero_shot_val_loss"`
+	SOnly     vals   `json:"s_only_finetune_val_loss"`
+	CalibLoss vals   `json:"calibration_loss,omitempty"`
 }
 
 func main() {
