@@ -3,6 +3,7 @@ package finetune
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/ssmax/ssmax/data"
 	"github.com/ssmax/ssmax/model"
@@ -15,6 +16,11 @@ const retrievalEvalSeed = 0x5eed
 
 // retrievalEvalDocs is the number of those documents.
 const retrievalEvalDocs = 16
+
+// mixMinDoc is the shortest retrieval document mixed into training: each
+// mixed sequence packs documents of log-uniform lengths between it and the
+// sequence length.
+const mixMinDoc = 32
 
 // isMixed reports whether the g-th training sequence of the run (counted
 // over steps, micro-batches and rows) is a retrieval document, and its
@@ -32,8 +38,9 @@ func isMixed(g int64, f float64) (int64, bool) {
 
 // nextBatch is the next training batch: the corpus loader's, with the
 // sequences the retrieval mix selects replaced by fresh retrieval
-// documents (each a whole sequence, one document). The documents are a
-// pure function of the seed and the sequence's position in the run, so a
+// documents (retrieval.GeneratePacked: documents of 32 tokens to the whole
+// sequence, packed with their boundaries kept). The documents are a pure
+// function of the seed and the sequence's position in the run, so a
 // resumed run trains on the same ones.
 func (t *trainer) nextBatch(micro int) (data.Batch, error) {
 	b := t.train.Next()
@@ -48,7 +55,7 @@ func (t *trainer) nextBatch(micro int) (data.Batch, error) {
 		if !ok {
 			continue
 		}
-		doc, err := retrieval.Generate(retrieval.DocSeed(c.Seed, idx), t.tok, retrieval.Default(), T+1)
+		doc, err := retrieval.GeneratePacked(retrieval.DocSeed(c.Seed, idx), t.tok, retrieval.Default(), T+1, mixMinDoc)
 		if err != nil {
 			return b, err
 		}
@@ -61,6 +68,19 @@ func (t *trainer) nextBatch(micro int) (data.Batch, error) {
 				segs = append(segs, s)
 			}
 		}
+		// A document's last token predicts nothing; the next starts a
+		// segment.
+		var added []int
+		for _, e := range doc.Ends {
+			if e < T {
+				b.Targets[lo+e] = -1
+				if e+1 < T {
+					added = append(added, lo+e+1)
+				}
+			}
+		}
+		segs = append(segs, added...)
+		sort.Ints(segs)
 		b.Segments = segs
 	}
 	return b, nil

@@ -384,3 +384,56 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 func PromptSeed(seed uint64, length, trial int) *rand.Rand {
 	return rand.New(rand.NewPCG(seed^0x70726f6d7074, uint64(length)<<20|uint64(trial))) // "prompt"
 }
+
+// Packed is a training sequence of whole documents laid end to end.
+type Packed struct {
+	// IDs are the tokens; Answer marks the value tokens of queries.
+	IDs    []int
+	Answer []bool
+	// Ends are the indices of the last token of each document but the
+	// last (the EOS when the tokenizer has one): what follows starts a new
+	// document.
+	Ends []int
+}
+
+// GeneratePacked returns exactly n tokens of documents drawn with rng, each
+// of a length drawn log-uniformly between minLen and n tokens (the last cut
+// to fit) and ended by the tokenizer's EOS when it has one. Short
+// documents offer a query few records to choose from, so copying pays
+// from the first steps of training; long ones teach retrieval across the
+// whole training length.
+func GeneratePacked(rng *rand.Rand, tok data.Tokenizer, t Task, n, minLen int) (*Packed, error) {
+	if minLen < 2 || minLen > n {
+		minLen = min(max(2, minLen), n)
+	}
+	p := &Packed{IDs: make([]int, 0, n), Answer: make([]bool, 0, n)}
+	eos := tok.EOS()
+	for len(p.IDs) < n {
+		size := int(math.Round(float64(minLen) * math.Pow(float64(n)/float64(minLen), rng.Float64())))
+		size = min(max(size, 2), n-len(p.IDs))
+		body := size
+		if eos >= 0 {
+			body--
+		}
+		if body < 1 {
+			// No room for a document: pad with EOS (or end the last one).
+			p.IDs = append(p.IDs, max(eos, 0))
+			p.Answer = append(p.Answer, false)
+			continue
+		}
+		d, err := Generate(rng, tok, t, body)
+		if err != nil {
+			return nil, err
+		}
+		p.IDs = append(p.IDs, d.IDs...)
+		p.Answer = append(p.Answer, d.Answer...)
+		if eos >= 0 {
+			p.IDs = append(p.IDs, eos)
+			p.Answer = append(p.Answer, false)
+		}
+		if len(p.IDs) < n {
+			p.Ends = append(p.Ends, len(p.IDs)-1)
+		}
+	}
+	return p, nil
+}

@@ -150,3 +150,51 @@ func TestNewPrompt(t *testing.T) {
 		t.Error("depth 1.5 accepted")
 	}
 }
+
+func TestGeneratePacked(t *testing.T) {
+	tok := data.NewByteTokenizer(256)
+	for seed := uint64(0); seed < 20; seed++ {
+		p, err := GeneratePacked(DocSeed(seed, 0), tok, Default(), 257, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.IDs) != 257 || len(p.Answer) != 257 {
+			t.Fatalf("%d tokens, %d flags", len(p.IDs), len(p.Answer))
+		}
+		// Documents end with EOS; each is a valid document on its own:
+		// its queries ask for its own records.
+		start := 0
+		for k, e := range append(append([]int(nil), p.Ends...), len(p.IDs)) {
+			if k < len(p.Ends) && p.IDs[e] != 256 {
+				t.Fatalf("document end %d holds %d, not EOS", e, p.IDs[e])
+			}
+			if e-start+1 < 2 && k < len(p.Ends) {
+				t.Fatalf("document of %d tokens", e-start+1)
+			}
+			body := p.IDs[start:min(e, len(p.IDs))]
+			vals := map[string]string{}
+			for _, l := range strings.Split(tok.Decode(body), "\n") {
+				key, val, ok := strings.Cut(strings.TrimPrefix(l, Mark), Sep)
+				if !ok || len(val) < Default().ValueLen {
+					continue // the cut last line
+				}
+				if strings.HasPrefix(l, Mark) {
+					if vals[key] != val {
+						t.Fatalf("seed %d: query %q answered outside its document", seed, l)
+					}
+				} else {
+					vals[key] = val
+				}
+			}
+			start = e + 1
+		}
+		if seed == 0 && len(p.Ends) == 0 {
+			t.Error("no document boundary in 257 tokens with documents from 32 tokens")
+		}
+	}
+	// Without an EOS the documents simply follow each other.
+	p, err := GeneratePacked(DocSeed(1, 0), data.NewByteTokenizer(-1), Default(), 300, 40)
+	if err != nil || len(p.IDs) != 300 {
+		t.Fatalf("no EOS: %v, %d tokens", err, len(p.IDs))
+	}
+}
