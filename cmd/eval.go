@@ -84,7 +84,7 @@ func newEvalCommand() *cobra.Command {
   length     mean loss per position bucket for contexts up to each length
   niah       needle-in-a-haystack retrieval accuracy per length and depth
   attention  the attention each layer and head puts on the needle
-  retrieval  exact-match key retrieval (synthetic key=value records) per length and depth
+  retrieval  exact-match key retrieval (synthetic key-value records) per length and depth
 
 Each takes one or more --model directories (labelled by their base name), prints
 a table and, with --out DIR, writes JSON, CSV and a PNG plot there. Models with
@@ -213,17 +213,17 @@ func newEvalRetrievalCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "retrieval --model DIR [--model DIR2 ...] --lengths ...",
 		Short: "Exact-match key retrieval per length and depth, with confidence intervals",
-		Long: `Key retrieval on synthetic documents of key=value records (package retrieval,
+		Long: `Key retrieval on synthetic documents of key-value records (package retrieval,
 the task "ssmax pretrain --mix-retrieval" trains on):
 
-  kqz=4821
-  ?bav=0937      a query repeats an earlier record's key and value
+  kqz4821
+  ?bav0937       a query repeats an earlier record's key and value
   ...
 
 For every length and trial, a prompt of that many tokens (less at most one
 line) holds filler records and queries with one target record at each depth
 (0 the first line, 1 the last before the final queries) and ends with a query
-"?key=" for each target, in random order, each followed by its value. The
+"?key" for each target, in random order, each followed by its value. The
 model reads the prompt through its KV cache; a query is right when greedy
 decoding reproduces the value exactly (checked token by token: until its first
 wrong token greedy decoding feeds exactly the value). Reported per length and

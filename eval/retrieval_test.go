@@ -35,20 +35,17 @@ func copyValue(shift byte) func([]byte) byte {
 	return func(text []byte) byte {
 		ln := bytes.LastIndexByte(text, '\n')
 		cur := text[ln+1:]
-		if len(cur) == 0 || cur[0] != '?' {
+		if len(cur) < 4 || cur[0] != '?' {
 			return 'x'
 		}
-		key, typed, ok := bytes.Cut(cur[1:], []byte("="))
-		if !ok {
-			return 'x'
-		}
-		rec := []byte("\n" + string(key) + "=")
+		key, typed := cur[1:4], cur[4:]
+		rec := []byte("\n" + string(key))
 		i := bytes.Index(append([]byte("\n"), text...), rec)
 		if i < 0 {
 			return 'x'
 		}
 		val := text[i+len(rec)-1:]
-		if len(typed) >= len(val) || val[len(typed)] == '\n' {
+		if len(typed) >= 4 {
 			return '\n'
 		}
 		return '0' + (val[len(typed)]-'0'+shift)%10
@@ -170,9 +167,9 @@ func TestRetrievalModel(t *testing.T) {
 			t.Fatalf("length %d: attention %+v", row.Length, a)
 		}
 		// The record's share of uniform attention is its tokens over the
-		// keys seen: 9 bytes ("abc=1234\n") of at most the length, at
+		// keys seen: 8 bytes ("abc1234\n") of at most the length, at
 		// least the length less the two final query lines.
-		if lo, hi := 9/float64(row.Length), 9/float64(row.Length-2*10); a.Uniform < lo || a.Uniform > hi {
+		if lo, hi := 8/float64(row.Length), 8/float64(row.Length-2*9); a.Uniform < lo || a.Uniform > hi {
 			t.Errorf("length %d: uniform share %v, want in [%v, %v]", row.Length, a.Uniform, lo, hi)
 		}
 	}

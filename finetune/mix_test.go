@@ -77,7 +77,7 @@ func TestMixedBatch(t *testing.T) {
 			if !mixed {
 				continue
 			}
-			if !strings.Contains(text, "=") {
+			if !strings.Contains(text, "?") {
 				t.Fatalf("mixed row is not a retrieval document: %q", text)
 			}
 			for i := lo; i < hi; i++ {

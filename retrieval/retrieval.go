@@ -6,11 +6,11 @@
 // with its value; a query line asks again for the key of an earlier record
 // and repeats its value:
 //
-//	kqz=4821
-//	bav=0937
-//	?kqz=4821
-//	mwe=5520
-//	?bav=0937
+//	kqz4821
+//	bav0937
+//	?kqz4821
+//	mwe5520
+//	?bav0937
 //
 // Keys are random lowercase letters, distinct within a document; values
 // are random digits. A query's value can only be predicted by finding the
@@ -46,8 +46,8 @@ type Task struct {
 }
 
 // Default is the task used unless told otherwise: 3-letter keys, 4-digit
-// values, half the lines queries (records of 9 bytes, queries of 10, so a
-// 256-byte document holds about 13 queries and 52 answer digits).
+// values, half the lines queries (records of 8 bytes, queries of 9, so a
+// 256-byte document holds about 15 queries and 60 answer digits).
 func Default() Task { return Task{KeyLen: 3, ValueLen: 4, QueryRate: 0.5} }
 
 // WithDefaults returns t with zero fields set from Default.
@@ -88,19 +88,41 @@ func (t Task) String() string {
 // ln 10 nats.
 var Chance = math.Log(10)
 
-// Mark is the first character of a query line; Sep separates a key from
-// its value.
-const (
-	Mark = "?"
-	Sep  = "="
-)
+// Mark is the first character of a query line.
+const Mark = "?"
 
-// RecordLine is the text of a record line; QueryLine of a query line
-// without its value ("?key="), which the value and a newline follow.
-func RecordLine(key, value string) string { return key + Sep + value + "\n" }
+// RecordLine is the text of a record line: the key, then the value (no
+// separator: the value's first digit follows the key's last letter, so a
+// look-up that matches only the last letter is already right whenever no
+// other record shares it, and the copying that small models learn first
+// pays at once; matching the whole key is learnt on top).
+func RecordLine(key, value string) string { return key + value + "\n" }
 
-// QueryLine is "?" + key + "=": the text before a query's value.
-func QueryLine(key string) string { return Mark + key + Sep }
+// QueryLine is "?" + key: the text before a query's value.
+func QueryLine(key string) string { return Mark + key }
+
+// ParseLine splits a line (without its newline) into key and value; query
+// is true for a query line. ok is false for a line of another shape.
+func (t Task) ParseLine(line string) (key, value string, query, ok bool) {
+	t = t.WithDefaults()
+	query = strings.HasPrefix(line, Mark)
+	line = strings.TrimPrefix(line, Mark)
+	if len(line) != t.KeyLen+t.ValueLen {
+		return "", "", query, false
+	}
+	key, value = line[:t.KeyLen], line[t.KeyLen:]
+	for _, c := range key {
+		if c < 'a' || c > 'z' {
+			return "", "", query, false
+		}
+	}
+	for _, c := range value {
+		if c < '0' || c > '9' {
+			return "", "", query, false
+		}
+	}
+	return key, value, query, true
+}
 
 // keys draws distinct random keys.
 type keys struct {
@@ -243,7 +265,7 @@ type Query struct {
 	Key, Value         string
 	// Record and RecordEnd delimit the target record's tokens in
 	// Prompt.IDs (its line with the newline); Start is the offset of the
-	// query line ("?key="); AnswerStart and AnswerEnd delimit the value's
+	// query line ("?key"); AnswerStart and AnswerEnd delimit the value's
 	// tokens.
 	Record, RecordEnd, Start, AnswerStart, AnswerEnd int
 }

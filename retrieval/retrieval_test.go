@@ -35,16 +35,16 @@ func TestGenerate(t *testing.T) {
 		var answer []bool
 		queries := 0
 		for _, l := range parseLines(t, d.Text) {
-			key, val, ok := strings.Cut(strings.TrimPrefix(l, Mark), Sep)
-			if !ok || len(key) != task.KeyLen || len(val) != task.ValueLen {
+			key, val, query, ok := task.ParseLine(l)
+			if !ok {
 				t.Fatalf("n %d: malformed line %q", n, l)
 			}
-			if strings.HasPrefix(l, Mark) {
+			if query {
 				queries++
 				if vals[key] != val {
 					t.Fatalf("n %d: query %q: record has %q", n, l, vals[key])
 				}
-				answer = append(answer, make([]bool, 1+len(key)+1)...)
+				answer = append(answer, make([]bool, 1+len(key))...)
 				for range val {
 					answer = append(answer, true)
 				}
@@ -104,8 +104,8 @@ func TestNewPrompt(t *testing.T) {
 				targets[q.Key] = true
 			}
 			for _, l := range lines[:nFiller] {
-				key, val, _ := strings.Cut(strings.TrimPrefix(l, Mark), Sep)
-				if strings.HasPrefix(l, Mark) {
+				key, val, query, _ := task.ParseLine(l)
+				if query {
 					if targets[key] {
 						t.Fatalf("length %d: filler queries target %q", L, key)
 					}
@@ -174,11 +174,11 @@ func TestGeneratePacked(t *testing.T) {
 			body := p.IDs[start:min(e, len(p.IDs))]
 			vals := map[string]string{}
 			for _, l := range strings.Split(tok.Decode(body), "\n") {
-				key, val, ok := strings.Cut(strings.TrimPrefix(l, Mark), Sep)
-				if !ok || len(val) < Default().ValueLen {
+				key, val, query, ok := Default().ParseLine(l)
+				if !ok {
 					continue // the cut last line
 				}
-				if strings.HasPrefix(l, Mark) {
+				if query {
 					if vals[key] != val {
 						t.Fatalf("seed %d: query %q answered outside its document", seed, l)
 					}

@@ -11,7 +11,7 @@
 # remaining steps; (f) (a)'s run from that step on with every layer switched
 # to SSMax (it resumes (a)'s checkpoint: up to the switch the two runs are the
 # same computation). Same tokens and steps for all (configs/experiments/).
-# Every run mixes the same fraction of synthetic key=value retrieval
+# Every run mixes the same fraction of synthetic key-value retrieval
 # documents (package retrieval) into the Go source tree. Then, per seed: the
 # conversion initialisations compared (zero-shot and after an s-only
 # fine-tune), loss against context length (RoPE theta x50, as the paper; and
@@ -186,7 +186,7 @@ header="$out/header.md"
   echo
   if [ $quick = 1 ]; then echo "Mode: **quick** (smoke test: tiny model, few steps; the numbers mean nothing)."; else echo "Mode: full."; fi
   echo "Corpus: \`$data\` ($glob), read as bytes; 5% of the files held out (split seed 1, the same for every seed);"
-  echo "$(key mix-retrieval a-softmax | sed 's/^$/0/') of the training sequences are synthetic key=value retrieval documents (\`--mix-retrieval\`)."
+  echo "$(key mix-retrieval a-softmax | sed 's/^$/0/') of the training sequences are synthetic key-value retrieval documents (\`--mix-retrieval\`)."
   echo "Training length L = $train_len."
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(go version | cut -d' ' -f3);"
   echo "load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other jobs inflate the wall time)."
