@@ -91,7 +91,7 @@ type LengthStats struct {
 	// SampleLoss is the mean loss of each sample, in the order of Offsets:
 	// models evaluated on the same data get the same samples, so these
 	// pair up for a paired comparison.
-	SampleLoss []float64 `json:"sample_loss"`
+	SampleLoss []float64 `json:"sample_loss,omitempty"`
 }
 
 // LengthPoint is the result of one length: NA says why it was not
