@@ -8,9 +8,9 @@
 //
 //	kqz4821
 //	bav0937
-//	?kqz4821
 //	mwe5520
 //	?bav0937
+//	?kqz4821
 //
 // Keys are random lowercase letters, distinct within a document; values
 // are random digits. A query's value can only be predicted by finding the
@@ -19,9 +19,14 @@
 // look-up at any distance), several times per short document: the copy
 // signal is dense. Chance is ln 10 nats per value digit.
 //
-// Training documents (Generate) interleave records and queries at random;
-// evaluation prompts (NewPrompt) are the same kind of text with target
-// records placed at given depths and a final query for each target.
+// The records come before the queries, so a query's record is anywhere in
+// the document: retrieval is learnt across the whole training length, not
+// only from the last few lines.
+//
+// Training documents (Generate) state records, then query them in random
+// order; evaluation prompts (NewPrompt) are the same kind of text with
+// target records placed at given depths among the records and a query for
+// each target.
 package retrieval
 
 import (
@@ -40,8 +45,8 @@ type Task struct {
 	KeyLen int `json:"key_len"`
 	// ValueLen is the number of digits of a value.
 	ValueLen int `json:"value_len"`
-	// QueryRate is the probability that a line is a query (once there is
-	// a record to query).
+	// QueryRate is the fraction of a document's lines that are queries
+	// (they follow the records).
 	QueryRate float64 `json:"query_rate"`
 }
 
@@ -196,9 +201,11 @@ type Doc struct {
 
 // Generate returns a document of exactly n tokens drawn with rng: [BOS]
 // (when the tokenizer has one distinct from EOS), then lines, each encoded
-// on its own, the last cut at n tokens. The first line is a record; each
-// later line is a query of a uniformly chosen earlier record with
-// probability t.QueryRate, a new record otherwise.
+// on its own, the last cut at n tokens. Records come first, then queries
+// (t.QueryRate of the lines), like a prompt that states facts and then
+// asks for them: each query asks for an earlier record, every record once
+// in random order before any is asked again, so the distance from a query
+// back to its record spans the whole document.
 func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	t = t.WithDefaults()
 	if err := t.Check(); err != nil {
@@ -213,12 +220,10 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
 	var recKeys, recVals []string
 	var text strings.Builder
-	for len(d.IDs) < n {
-		if len(recKeys) > 0 && rng.Float64() < t.QueryRate {
-			i := rng.IntN(len(recKeys))
-			d.appendQuery(e, recKeys[i], recVals[i], &text)
-			continue
-		}
+	// The records' share of the tokens, from the lines' lengths in bytes.
+	lr, lq := float64(t.KeyLen+t.ValueLen+1), float64(t.KeyLen+t.ValueLen+2)
+	share := (1 - t.QueryRate) * lr / ((1-t.QueryRate)*lr + t.QueryRate*lq)
+	for len(recKeys) == 0 || float64(len(d.IDs)) < share*float64(n) {
 		k, v := ks.next(), value(rng, t.ValueLen)
 		recKeys, recVals = append(recKeys, k), append(recVals, v)
 		line := RecordLine(k, v)
@@ -226,6 +231,15 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 		ids := e.tok.Encode(line)
 		d.IDs = append(d.IDs, ids...)
 		d.Answer = append(d.Answer, make([]bool, len(ids))...)
+	}
+	var order []int
+	for len(d.IDs) < n {
+		if len(order) == 0 {
+			order = rng.Perm(len(recKeys))
+		}
+		i := order[0]
+		order = order[1:]
+		d.appendQuery(e, recKeys[i], recVals[i], &text)
 	}
 	d.IDs, d.Answer = d.IDs[:n], d.Answer[:n]
 	d.Text = text.String()
@@ -270,36 +284,28 @@ type Query struct {
 	Record, RecordEnd, Start, AnswerStart, AnswerEnd int
 }
 
-// Prompt is an evaluation document: filler lines (records and queries, as
-// in training) holding one target record per depth, then a final query
-// for each target in random order, each followed by its value and a
-// newline. A model is scored on the value tokens of the final queries.
+// Prompt is an evaluation document laid out as training documents are:
+// records (filler records holding one target record per depth), then a
+// query for each target in random order, each followed by its value and a
+// newline. A model is scored on the value tokens of these queries.
 type Prompt struct {
 	IDs []int
 	// Queries are the final queries in the order they appear.
 	Queries []Query
-	// FillerLines is the number of filler lines (targets included).
+	// FillerLines is the number of records (targets included).
 	FillerLines int
 }
 
-// line is a filler line before encoding.
-type line struct {
-	key, val string
-	query    bool
-}
+// line is a record before encoding.
+type line struct{ key, val string }
 
-func (l line) text() string {
-	if l.query {
-		return QueryLine(l.key) + l.val + "\n"
-	}
-	return RecordLine(l.key, l.val)
-}
+func (l line) text() string { return RecordLine(l.key, l.val) }
 
 // NewPrompt builds a prompt of at most length tokens (at least length
 // minus one line) with a target record at each depth (fractions of the
-// filler: 0 first line, 1 last), drawn with rng. Filler queries never ask
-// for a target, so the final queries can only be answered from the target
-// records.
+// records: 0 the first line, 1 the last before the queries), drawn with
+// rng. Keys are distinct, so each query can only be answered from its
+// target record.
 func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []float64) (*Prompt, error) {
 	t = t.WithDefaults()
 	if err := t.Check(); err != nil {
@@ -327,27 +333,16 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 	if budget < 0 {
 		return nil, fmt.Errorf("retrieval: length %d is too short for %d targets and their queries", length, len(depths))
 	}
-	// Filler lines other than the targets, as Generate draws them.
+	// Filler records other than the targets.
 	var filler [][]int
-	var fillerLines []line
-	var recs []line
 	for {
-		var l line
-		if len(recs) > 0 && rng.Float64() < t.QueryRate {
-			r := recs[rng.IntN(len(recs))]
-			l = line{key: r.key, val: r.val, query: true}
-		} else {
-			l = line{key: ks.next(), val: value(rng, t.ValueLen)}
-		}
+		l := line{key: ks.next(), val: value(rng, t.ValueLen)}
 		ids := tok.Encode(l.text())
 		if len(ids) > budget {
 			break
 		}
 		budget -= len(ids)
-		if !l.query {
-			recs = append(recs, l)
-		}
-		filler, fillerLines = append(filler, ids), append(fillerLines, l)
+		filler = append(filler, ids)
 	}
 	// Place the targets at the line indices nearest to their depths.
 	N := len(filler) + len(targets)
@@ -365,8 +360,6 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 			}
 		}
 	}
-	// Inserting the targets keeps the filler lines in order, so every
-	// filler query still follows its record.
 	p := &Prompt{IDs: append([]int(nil), pre...), FillerLines: N}
 	p.Queries = make([]Query, len(targets))
 	next := 0

@@ -34,13 +34,22 @@ func TestGenerate(t *testing.T) {
 		vals := map[string]string{}
 		var answer []bool
 		queries := 0
+		asked := map[string]int{}
 		for _, l := range parseLines(t, d.Text) {
 			key, val, query, ok := task.ParseLine(l)
 			if !ok {
 				t.Fatalf("n %d: malformed line %q", n, l)
 			}
+			if !query && queries > 0 {
+				t.Fatalf("n %d: record %q after a query", n, l)
+			}
 			if query {
 				queries++
+				// Every record is asked once before any is asked again.
+				asked[key]++
+				if asked[key] > 1+(queries-1)/len(vals) {
+					t.Fatalf("n %d: %q asked %d times after %d queries of %d records", n, key, asked[key], queries, len(vals))
+				}
 				if vals[key] != val {
 					t.Fatalf("n %d: query %q: record has %q", n, l, vals[key])
 				}
@@ -99,20 +108,13 @@ func TestNewPrompt(t *testing.T) {
 				t.Fatalf("length %d: %d filler lines, prompt says %d", L, nFiller, p.FillerLines)
 			}
 			vals := map[string]string{}
-			targets := map[string]bool{}
-			for _, q := range p.Queries {
-				targets[q.Key] = true
-			}
 			for _, l := range lines[:nFiller] {
-				key, val, query, _ := task.ParseLine(l)
-				if query {
-					if targets[key] {
-						t.Fatalf("length %d: filler queries target %q", L, key)
-					}
-					if vals[key] != val {
-						t.Fatalf("length %d: filler query %q: record has %q", L, l, vals[key])
-					}
-					continue
+				key, val, query, ok := task.ParseLine(l)
+				if query || !ok {
+					t.Fatalf("length %d: filler line %q is not a record", L, l)
+				}
+				if _, dup := vals[key]; dup {
+					t.Fatalf("length %d: key %q twice", L, key)
 				}
 				vals[key] = val
 			}
