@@ -6,6 +6,7 @@ import (
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/attnscale"
+	"github.com/ssmax/ssmax/retrieval"
 )
 
 // Config is a training run. Zero values take the defaults of Defaults.
@@ -61,6 +62,12 @@ type Config struct {
 	// synthetic key-value retrieval documents (package retrieval), 0 for
 	// none.
 	MixRetrieval float64 `json:"mix_retrieval,omitempty"`
+	// RetrievalTask is the shape of those documents (zero fields:
+	// retrieval.Default).
+	RetrievalTask retrieval.Task `json:"retrieval_task,omitzero"`
+	// RetrievalMinDoc is the shortest retrieval document packed into a
+	// mixed sequence (default 32 tokens).
+	RetrievalMinDoc int `json:"retrieval_min_doc,omitempty"`
 
 	Seed uint64 `json:"seed"`
 	// SplitSeed, when not 0, seeds the validation split instead of Seed, so
@@ -131,6 +138,11 @@ func (c *Config) Validate() error {
 	}
 	if !(c.MixRetrieval >= 0 && c.MixRetrieval <= 1) {
 		return fmt.Errorf("--mix-retrieval %g: want a fraction in [0, 1]", c.MixRetrieval)
+	}
+	if c.MixRetrieval > 0 {
+		if err := c.RetrievalTask.WithDefaults().Check(); err != nil {
+			return err
+		}
 	}
 	if c.SwitchToSSMaxAt < 0 {
 		return fmt.Errorf("--switch-to-ssmax-at must not be negative")

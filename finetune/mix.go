@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
@@ -55,7 +56,7 @@ func (t *trainer) nextBatch(micro int) (data.Batch, error) {
 		if !ok {
 			continue
 		}
-		doc, err := retrieval.GeneratePacked(retrieval.DocSeed(c.Seed, idx), t.tok, retrieval.Default(), T+1, mixMinDoc)
+		doc, err := retrieval.GeneratePacked(retrieval.DocSeed(c.Seed, idx), t.tok, c.RetrievalTask, T+1, cmp.Or(c.RetrievalMinDoc, mixMinDoc))
 		if err != nil {
 			return b, err
 		}
@@ -88,11 +89,11 @@ func (t *trainer) nextBatch(micro int) (data.Batch, error) {
 
 // retrievalBatch builds the fixed retrieval documents of validation: one
 // sequence per document, targets only at the value tokens of queries.
-func retrievalBatch(tok data.Tokenizer, seqLen int) (model.Input, []int, error) {
+func retrievalBatch(tok data.Tokenizer, task retrieval.Task, seqLen int) (model.Input, []int, error) {
 	in := model.Input{}
 	var targets []int
 	for i := 0; i < retrievalEvalDocs; i++ {
-		doc, err := retrieval.Generate(retrieval.DocSeed(retrievalEvalSeed, int64(i)), tok, retrieval.Default(), seqLen+1)
+		doc, err := retrieval.Generate(retrieval.DocSeed(retrievalEvalSeed, int64(i)), tok, evalTask(task), seqLen+1)
 		if err != nil {
 			return in, nil, err
 		}
@@ -113,7 +114,7 @@ func retrievalBatch(tok data.Tokenizer, seqLen int) (model.Input, []int, error) 
 // retrieval documents at the training length (chance: ln 10 per digit).
 func (t *trainer) retrievalLoss() (float64, error) {
 	if t.retrievalIn == nil {
-		in, targets, err := retrievalBatch(t.tok, t.cfg.SeqLen)
+		in, targets, err := retrievalBatch(t.tok, t.cfg.RetrievalTask, t.cfg.SeqLen)
 		if err != nil {
 			return 0, err
 		}
@@ -124,4 +125,11 @@ func (t *trainer) retrievalLoss() (float64, error) {
 		return 0, fmt.Errorf("retrieval validation: %w", err)
 	}
 	return loss.Value().Item().F64(), nil
+}
+
+// evalTask is the task of the validation documents: the training task with
+// the queries after the records, as evaluation prompts have them.
+func evalTask(t retrieval.Task) retrieval.Task {
+	t.Interleave = 0
+	return t
 }

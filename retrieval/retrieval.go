@@ -48,6 +48,12 @@ type Task struct {
 	// QueryRate is the fraction of a document's lines that are queries
 	// (they follow the records).
 	QueryRate float64 `json:"query_rate"`
+	// Interleave is the fraction of training documents whose queries are
+	// interleaved with the records (each line a query of a random earlier
+	// record with probability QueryRate) instead of following them: many
+	// queries then ask for a record just read, the easy copy small models
+	// learn first. Evaluation prompts always put the queries last.
+	Interleave float64 `json:"interleave"`
 }
 
 // Default is the task used unless told otherwise: 3-letter keys, 4-digit
@@ -80,6 +86,9 @@ func (t Task) Check() error {
 	}
 	if !(t.QueryRate > 0 && t.QueryRate < 1) {
 		return fmt.Errorf("retrieval task: query rate %v not in (0, 1)", t.QueryRate)
+	}
+	if !(t.Interleave >= 0 && t.Interleave <= 1) {
+		return fmt.Errorf("retrieval task: interleave %v not in [0, 1]", t.Interleave)
 	}
 	return nil
 }
@@ -220,6 +229,25 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
 	var recKeys, recVals []string
 	var text strings.Builder
+	if t.Interleave > 0 && rng.Float64() < t.Interleave {
+		for len(d.IDs) < n {
+			if len(recKeys) > 0 && rng.Float64() < t.QueryRate {
+				i := rng.IntN(len(recKeys))
+				d.appendQuery(e, recKeys[i], recVals[i], &text)
+				continue
+			}
+			k, v := ks.next(), value(rng, t.ValueLen)
+			recKeys, recVals = append(recKeys, k), append(recVals, v)
+			line := RecordLine(k, v)
+			text.WriteString(line)
+			ids := e.tok.Encode(line)
+			d.IDs = append(d.IDs, ids...)
+			d.Answer = append(d.Answer, make([]bool, len(ids))...)
+		}
+		d.IDs, d.Answer = d.IDs[:n], d.Answer[:n]
+		d.Text = text.String()
+		return d, nil
+	}
 	// The records' share of the tokens, from the lines' lengths in bytes.
 	lr, lq := float64(t.KeyLen+t.ValueLen+1), float64(t.KeyLen+t.ValueLen+2)
 	share := (1 - t.QueryRate) * lr / ((1-t.QueryRate)*lr + t.QueryRate*lq)
