@@ -126,7 +126,7 @@ func (t Task) ParseLine(line string) (key, value string, query, ok bool) {
 	}
 	key, value = line[:t.KeyLen], line[t.KeyLen:]
 	for _, c := range key {
-		if c < 'a' || c > 'z' {
+		if !strings.ContainsRune(Letters, c) {
 			return "", "", query, false
 		}
 	}
@@ -138,25 +138,52 @@ func (t Task) ParseLine(line string) (key, value string, query, ok bool) {
 	return key, value, query, true
 }
 
-// keys draws distinct random keys.
+// Letters are the characters of keys.
+const Letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// keys draws random keys: distinct ones (next) while at most half of the
+// key space is used, and for evaluation filler any key but the reserved
+// targets (filler).
 type keys struct {
 	t    Task
 	rng  *rand.Rand
 	used map[string]bool
 }
 
-func (k *keys) next() string {
-	space := math.Pow(26, float64(k.t.KeyLen))
-	if float64(len(k.used)) > space/2 {
-		panic("retrieval: more than half of the key space used; use longer keys")
-	}
+// space is the number of keys.
+func (k *keys) space() float64 { return math.Pow(float64(len(Letters)), float64(k.t.KeyLen)) }
+
+// full reports whether a new distinct key would take more than half of the
+// key space.
+func (k *keys) full() bool { return float64(len(k.used)+1) > k.space()/2 }
+
+func (k *keys) draw() string {
 	b := make([]byte, k.t.KeyLen)
+	for i := range b {
+		b[i] = Letters[k.rng.IntN(len(Letters))]
+	}
+	return string(b)
+}
+
+// next returns a key not drawn before (the caller checks full first).
+func (k *keys) next() string {
 	for {
-		for i := range b {
-			b[i] = byte('a' + k.rng.IntN(26))
-		}
-		if s := string(b); !k.used[s] {
+		if s := k.draw(); !k.used[s] {
 			k.used[s] = true
+			return s
+		}
+	}
+}
+
+// filler returns a key that is not reserved: a distinct one while the key
+// space allows, then any key outside reserved (repeats allowed: only the
+// targets need to be unique).
+func (k *keys) filler(reserved map[string]bool) string {
+	if !k.full() {
+		return k.next()
+	}
+	for {
+		if s := k.draw(); !reserved[s] {
 			return s
 		}
 	}
@@ -231,7 +258,7 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	var text strings.Builder
 	if t.Interleave > 0 && rng.Float64() < t.Interleave {
 		for len(d.IDs) < n {
-			if len(recKeys) > 0 && rng.Float64() < t.QueryRate {
+			if len(recKeys) > 0 && (ks.full() || rng.Float64() < t.QueryRate) {
 				i := rng.IntN(len(recKeys))
 				d.appendQuery(e, recKeys[i], recVals[i], &text)
 				continue
@@ -251,7 +278,7 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	// The records' share of the tokens, from the lines' lengths in bytes.
 	lr, lq := float64(t.KeyLen+t.ValueLen+1), float64(t.KeyLen+t.ValueLen+2)
 	share := (1 - t.QueryRate) * lr / ((1-t.QueryRate)*lr + t.QueryRate*lq)
-	for len(recKeys) == 0 || float64(len(d.IDs)) < share*float64(n) {
+	for len(recKeys) == 0 || (float64(len(d.IDs)) < share*float64(n) && !ks.full()) {
 		k, v := ks.next(), value(rng, t.ValueLen)
 		recKeys, recVals = append(recKeys, k), append(recVals, v)
 		line := RecordLine(k, v)
@@ -361,10 +388,15 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 	if budget < 0 {
 		return nil, fmt.Errorf("retrieval: length %d is too short for %d targets and their queries", length, len(depths))
 	}
-	// Filler records other than the targets.
+	// Filler records other than the targets (their keys may repeat once
+	// the key space is used up, never a target's).
+	reserved := map[string]bool{}
+	for _, tg := range targets {
+		reserved[tg.key] = true
+	}
 	var filler [][]int
 	for {
-		l := line{key: ks.next(), val: value(rng, t.ValueLen)}
+		l := line{key: ks.filler(reserved), val: value(rng, t.ValueLen)}
 		ids := tok.Encode(l.text())
 		if len(ids) > budget {
 			break
