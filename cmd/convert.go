@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/ssmax/ssmax/attnscale"
+	"github.com/ssmax/ssmax/calibrate"
 	"github.com/ssmax/ssmax/convert"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -14,6 +15,7 @@ func newConvertCommand() *cobra.Command {
 		o             convert.Options
 		variant, size string
 		s, b          float64
+		cal           calibrate.Options
 	)
 	c := &cobra.Command{
 		Use:   "convert SRC DST",
@@ -36,9 +38,15 @@ Variants multiply the attention logits of a query that sees n keys by
   bias    s*ln(n) + b    learned s and b per head
 
 Initialisations:
-  match     s = 1/ln(L), L = --train-len or the model's context: equals softmax at n = L
-  const     s = --s VALUE
-  identity  (bias only) s = 0, b = 1: exactly the original model at every position
+  match      s = 1/ln(L), L = --train-len or the model's context: equals softmax at n = L
+  const      s = --s VALUE
+  identity   (bias only) s = 0, b = 1: exactly the original model at every position
+  calibrate  s (and b) per head chosen on --calib-data: the values that keep the
+             model's next-token loss on --calib-tokens tokens of that text (windows
+             of L tokens) lowest, by Adam on s and b alone from match (or identity
+             for bias, if better); never worse than match on that text. Needs the
+             model loaded once (seconds to minutes on small models); the model
+             card reports the losses before and after and the values chosen.
 
 The output is written to a temporary directory beside DST and renamed into place;
 on an error or an interrupt nothing is left at DST. SRC is never modified. SRC
@@ -49,7 +57,8 @@ cache; DST then holds copies of the cached files, never links into the cache.`,
   ssmax convert ./llama ./llama-ssmax --variant bias --init identity
   ssmax convert ./qwen ./qwen-ssmax --init const --s 0.43 --layers 0-11 --dtype bf16 --shard-size 2GB
   ssmax convert ./gpt2-ssmax ./gpt2-again --reinit --variant fixed
-  ssmax convert ./gpt2-ssmax ./gpt2-plain --revert`,
+  ssmax convert ./gpt2-ssmax ./gpt2-plain --revert
+  ssmax convert ./gpt2 ./gpt2-cal --init calibrate --calib-data ./text --calib-tokens 16384`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			var err error
@@ -73,6 +82,23 @@ cache; DST then holds copies of the cached files, never links into the cache.`,
 				}
 			}
 			o.Command = commandLine(c, args)
+			if o.Init == convert.InitCalibrate {
+				cal.Model, cal.Variant, cal.TrainLen, cal.Layers = o.Src, o.Variant, o.TrainLen, o.Layers
+				if o.ConfigPath != "" {
+					return fmt.Errorf("--init calibrate reads a checkpoint directory, not a lone file with --model-config")
+				}
+				if o.S != nil || o.B != nil {
+					return fmt.Errorf("--init calibrate chooses s and b: do not give --s or --b")
+				}
+				cal.Logger = logger(c)
+				r, err := calibrate.Run(c.Context(), cal)
+				if err != nil {
+					return err
+				}
+				o.PerHead = r.PerHead()
+				fmt.Fprintf(c.OutOrStdout(), "calibrated s%s per head on %d tokens in %.1f s: loss softmax %.4f, match %.4f, calibrated %.4f\n",
+					map[bool]string{true: " and b", false: ""}[r.B != nil], r.Tokens, r.Seconds, r.LossSoftmax, r.LossMatch, r.LossCalibrated)
+			}
 			bar := newProgressBar(c, 0, "converting", true)
 			o.Progress = func(done, total int64) {
 				if bar != nil && bar.GetMax64() != total {
@@ -98,7 +124,12 @@ cache; DST then holds copies of the cached files, never links into the cache.`,
 	}
 	f := c.Flags()
 	f.StringVar(&variant, "variant", "ssmax", "SSMax variant: ssmax, fixed or bias")
-	f.StringVar(&o.Init, "init", convert.InitMatch, "initialisation: match, const or identity")
+	f.StringVar(&o.Init, "init", convert.InitMatch, "initialisation: match, const, identity or calibrate")
+	f.StringVar(&cal.Data, "calib-data", "", "calibration text for --init calibrate: a file, a directory (with --calib-glob) or token files (.bin)")
+	f.StringVar(&cal.Glob, "calib-glob", "", "base-name glob for a --calib-data directory, e.g. '*.go'")
+	f.IntVar(&cal.Tokens, "calib-tokens", 16384, "calibration tokens read from the start of --calib-data")
+	f.IntVar(&cal.Steps, "calib-steps", 40, "Adam steps on s (and b) for --init calibrate")
+	f.StringVar(&cal.Tokenizer, "tokenizer", "auto", "tokenizer of --calib-data: auto (the checkpoint's files, or bytes when it was trained on bytes), bytes, or a tokenizer.json path")
 	f.IntVar(&o.TrainLen, "train-len", 0, "training context L for --init match (default: the model's n_positions / max_position_embeddings)")
 	f.Float64Var(&s, "s", 0, "value of s for --init const")
 	f.Float64Var(&b, "b", 0, "value of b for the bias variant (default 0)")

@@ -3,6 +3,7 @@ package cmd
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,36 @@ func TestConvertRecordsItsOwnCommandLine(t *testing.T) {
 				t.Errorf("model card lacks\n%s\ncard:\n%s", want, card)
 			}
 		})
+	}
+}
+
+// TestConvertCalibrate: --init calibrate through the command line writes
+// per-head values and the calibration report in the model card; the
+// options it needs are checked.
+func TestConvertCalibrate(t *testing.T) {
+	src := filepath.Join(fixtures, "gpt2-tiny")
+	text := filepath.Join(runtime.GOROOT(), "src", "fmt")
+	dst := filepath.Join(t.TempDir(), "cal")
+	out, errs, code := run(t, "convert", src, dst, "--init", "calibrate", "--calib-data", text, "--calib-glob", "*.go",
+		"--tokenizer", "bytes", "--calib-tokens", "512", "--calib-steps", "2", "--train-len", "64", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "calibrated s per head on") || !strings.Contains(out, "init calibrate") {
+		t.Errorf("output:\n%s", out)
+	}
+	card, _ := os.ReadFile(filepath.Join(dst, "README.md"))
+	if !strings.Contains(string(card), "## Calibration") || !strings.Contains(string(card), "--init=calibrate") {
+		t.Errorf("card:\n%s", card)
+	}
+	for _, args := range [][]string{
+		{"--init", "calibrate"},
+		{"--init", "calibrate", "--calib-data", text, "--s", "0.3"},
+		{"--init", "calibrate", "--calib-data", text, "--variant", "fixed"},
+	} {
+		_, errs, code := run(t, append([]string{"convert", src, filepath.Join(t.TempDir(), "x")}, args...)...)
+		if code != 1 || errs == "" {
+			t.Errorf("%v: exit %d %q", args, code, errs)
+		}
 	}
 }

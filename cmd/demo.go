@@ -3,10 +3,12 @@ package cmd
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/ssmax/ssmax/demo"
 	"github.com/ssmax/ssmax/finetune"
@@ -21,9 +23,14 @@ func newDemoCommand() *cobra.Command {
 		Long: `Take the bundled tiny softmax checkpoint (a GPT-2 with rotary positions, 4
 layers, d 128, reading bytes, pretrained by ssmax pretrain on the Go source
 tree), convert it to SSMax (variant ssmax, init match), fine-tune it for about a
-minute on the Go source tree of the installed Go, and print the validation loss
-before and after and the loss against context length, up to four times the
-training length, for the original and the fine-tuned model.`,
+minute on the Go source tree of the installed Go, and fine-tune the unconverted
+softmax checkpoint with the same steps, data order and settings, so that the two
+are compared like with like. Print the validation loss of both before and after,
+and their loss against context length up to four times the training length on
+the same held-out samples, with the paired difference (SSMax minus softmax) and
+its standard error over samples: a difference within two standard errors is
+within the noise of the evaluation (and one fine-tuning run says nothing about
+the spread over seeds; scripts/reproduce.sh measures that).`,
 		Example: `  go run . demo
   ssmax demo --out /tmp/demo --steps 120`,
 		Args: cobra.NoArgs,
@@ -41,9 +48,13 @@ training length, for the original and the fine-tuned model.`,
 			}
 			log := logger(c)
 			o.Log = func(msg string) { log.Info(msg) }
-			bar := newProgressBar(c, int64(o.Steps), "fine-tuning", false)
+			var bar *progressbar.ProgressBar
 			o.Hooks = finetune.Hooks{
 				Log: o.Log,
+				Start: func(first, total int, info string) {
+					finishProgress(bar)
+					bar = newProgressBar(c, int64(total), "fine-tuning", false)
+				},
 				Step: func(m finetune.Metrics, total int) {
 					if bar != nil {
 						bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", m.Loss, m.TokensPerSec))
@@ -57,20 +68,32 @@ training length, for the original and the fine-tuned model.`,
 				return err
 			}
 			w := c.OutOrStdout()
-			if r.ValBefore != nil && r.ValAfter != nil {
-				fmt.Fprintf(w, "validation loss (nats/byte) of the converted model: %.4f before, %.4f after %d fine-tuning steps\n", *r.ValBefore, *r.ValAfter, r.Steps)
+			if r.ValBefore != nil && r.ValAfter != nil && r.SoftmaxValBefore != nil && r.SoftmaxValAfter != nil {
+				fmt.Fprintf(w, "validation loss (nats/byte) before -> after %d fine-tuning steps (same data and settings):\n", r.Steps)
+				fmt.Fprintf(w, "  softmax  %.4f -> %.4f\n  SSMax    %.4f -> %.4f\n", *r.SoftmaxValBefore, *r.SoftmaxValAfter, *r.ValBefore, *r.ValAfter)
 			}
 			if t := r.Length; t != nil {
-				fmt.Fprintf(w, "\nloss against context length (training length %d):\n", t.TrainLen)
+				fmt.Fprintf(w, "\nloss against context length, both fine-tuned (training length %d, RoPE theta x%g, %d samples per length):\n", t.TrainLen, t.RoPEThetaScale, o.Samples)
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "length\tsoftmax (bundled)\tSSMax (fine-tuned)")
+				fmt.Fprintln(tw, "length\tsoftmax\tSSMax\tSSMax - softmax (± 2 SE)\t")
 				for i, n := range t.Lengths {
-					fmt.Fprintf(tw, "%d\t%s\t%s\n", n, loss(t.Base[i]), loss(t.Finetuned[i]))
+					verdict := "n/a"
+					switch {
+					case math.IsNaN(t.Diff[i]):
+					case t.WithinNoise(i):
+						verdict = "within noise"
+					case t.Diff[i] < 0:
+						verdict = "SSMax lower"
+					default:
+						verdict = "softmax lower"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%+.4f ± %.4f: %s\t\n", n, loss(t.Softmax[i]), loss(t.SSMax[i]), t.Diff[i], 2*t.SE[i], verdict)
 				}
 				tw.Flush()
 			}
-			fmt.Fprintf(w, "\nwrote:\n  %s  (bundled softmax checkpoint)\n  %s  (converted to SSMax)\n  %s  (fine-tuned; metrics in %s)\n",
-				r.Base, r.Converted, r.Finetuned, strings.TrimSuffix(r.Finetuned, "/final")+"/metrics.jsonl")
+			fmt.Fprintf(w, "\nwrote:\n  %s  (bundled softmax checkpoint)\n  %s  (converted to SSMax)\n  %s  (SSMax fine-tuned; metrics in %s)\n  %s  (softmax fine-tuned; metrics in %s)\n",
+				r.Base, r.Converted, r.Finetuned, filepath.Join(filepath.Dir(r.Finetuned), "metrics.jsonl"),
+				r.SoftmaxFinetuned, filepath.Join(filepath.Dir(r.SoftmaxFinetuned), "metrics.jsonl"))
 			return nil
 		},
 	}
@@ -81,6 +104,7 @@ training length, for the original and the fine-tuned model.`,
 	f.IntVar(&o.Steps, "steps", o.Steps, "fine-tuning steps")
 	f.StringVar(&lengths, "lengths", "128,256,512,1024", "context lengths of the length evaluation (empty: skip)")
 	f.IntVar(&o.Samples, "samples", o.Samples, "samples per length")
+	f.Float64Var(&o.RoPEThetaScale, "rope-theta-scale", o.RoPEThetaScale, "multiply RoPE theta for the length evaluation (the paper used 50)")
 	return c
 }
 

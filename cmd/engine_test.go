@@ -96,6 +96,7 @@ func TestTorchEngineOptions(t *testing.T) {
 		{"node rank", []string{"--engine", "torch", "--nnodes", "2", "--node-rank", "2", "--master-addr", "10.0.0.1"}, "--node-rank 2: want 0 to 1 (--nnodes 2)"},
 		{"master", []string{"--engine", "torch", "--nnodes", "2"}, "--nnodes 2 needs --master-addr"},
 		{"fsdp switch", []string{"--engine", "torch", "--fsdp", "--switch-to-ssmax-at", "1"}, "--fsdp cannot add parameters mid-run"},
+		{"mix retrieval", []string{"--engine", "torch", "--mix-retrieval", "0.5"}, "--mix-retrieval is not supported by --engine torch"},
 		{"no python", []string{"--engine", "torch", "--python", filepath.Join(dir, "none")}, "not found: install PyTorch for it (Debian/Ubuntu: apt-get install python3-torch"},
 	}
 	if hasPython {

@@ -99,6 +99,7 @@ func newEvalCommand() *cobra.Command {
   length     mean loss per position bucket for contexts up to each length
   niah       needle-in-a-haystack retrieval accuracy per length and depth
   attention  the attention each layer and head puts on the needle
+  retrieval  exact-match key retrieval (synthetic key-value records) per length and depth
 
 Each takes one or more --model directories (labelled by their base name), prints
 a table and, with --out DIR, writes JSON, CSV and a PNG plot there. Models with
@@ -106,7 +107,7 @@ learned positions report n/a beyond their context; RoPE models can be read
 beyond their training length with --rope-theta-scale (the paper used 50).`,
 		Args: cobra.NoArgs,
 	}
-	c.AddCommand(newEvalLengthCommand(), newEvalNIAHCommand(), newEvalAttentionCommand())
+	c.AddCommand(newEvalLengthCommand(), newEvalNIAHCommand(), newEvalAttentionCommand(), newEvalRetrievalCommand())
 	return c
 }
 
@@ -216,5 +217,52 @@ models (e.g. softmax and SSMax) to compare them side by side.`,
 	registerNeedleFlags(fs, &o.NeedleOptions, 1)
 	fs.IntVar(&o.Length, "length", 0, "prompt length in tokens")
 	fs.Float64Var(&o.Depth, "depth", 0.5, "needle depth: 0 start of the haystack, 1 end")
+	return c
+}
+
+func newEvalRetrievalCommand() *cobra.Command {
+	var (
+		o   eval.RetrievalOptions
+		out string
+	)
+	c := &cobra.Command{
+		Use:   "retrieval --model DIR [--model DIR2 ...] --lengths ...",
+		Short: "Exact-match key retrieval per length and depth, with confidence intervals",
+		Long: `Key retrieval on synthetic documents of key-value records (package retrieval,
+the task "ssmax pretrain --mix-retrieval" trains on):
+
+  kqz4821
+  ?bav0937       a query repeats an earlier record's key and value
+  ...
+
+For every length and trial, a prompt of that many tokens (less at most one
+line) holds filler records and queries with one target record at each depth
+(0 the first line, 1 the last before the final queries) and ends with a query
+"?key" for each target, in random order, each followed by its value. The
+model reads the prompt through its KV cache; a query is right when greedy
+decoding reproduces the value exactly (checked token by token: until its first
+wrong token greedy decoding feeds exactly the value). Reported per length and
+depth: accuracy with its 95% Wilson interval and the loss on the value tokens
+(chance ln 10 = 2.303 nats per digit). With --attention, also the attention
+each layer and head of that query puts on the target record (its mean over the
+queries of a length, the largest head, and the uniform share the record would
+get from attention spread evenly). The same --seed gives every model the same
+prompts. Lengths beyond a model's learned positions are n/a.`,
+		Example: `  ssmax eval retrieval --model ./softmax/final --model ./ssmax/final --lengths 256,512,1024,2048,4096 \
+      --depths 0,0.5,1 --trials 16 --rope-theta-scale 50 --out ./eval/retrieval`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runEval(c, "retrieval", &o.Checkpoints, out, func() (evalReport, error) { return eval.Retrieval(c.Context(), o) })
+		},
+	}
+	fs := c.Flags()
+	registerCheckpointFlags(fs, &o.Checkpoints, &out)
+	fs.IntSliceVar(&o.Lengths, "lengths", []int{256, 512, 1024, 2048, 4096}, "prompt lengths in tokens")
+	fs.Float64SliceVar(&o.Depths, "depths", []float64{0, 0.25, 0.5, 0.75, 1}, "target depths: 0 first filler line, 1 last")
+	fs.IntVar(&o.Trials, "trials", 8, "prompts per length (each holds one query per depth)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the prompts (the same for every model)")
+	fs.BoolVar(&o.Attention, "attention", false, "also measure the attention each head puts on the target record when the value's first token is predicted")
+	fs.IntVar(&o.Task.KeyLen, "key-len", 0, "letters per key (default 3, as training)")
+	fs.IntVar(&o.Task.ValueLen, "value-len", 0, "digits per value (default 4, as training)")
 	return c
 }

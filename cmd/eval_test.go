@@ -67,6 +67,16 @@ func TestEvalCommands(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
+	stdout, errs, code = run(t, "eval", "retrieval", "--model", llama, "--model", gpt2, "--tokenizer", "bytes",
+		"--lengths", "64,200", "--depths", "0,1", "--trials", "1", "--attention", "--out", out)
+	if code != 0 || !strings.Contains(stdout, "accuracy [95% CI]") || !strings.Contains(stdout, "key attention") || !strings.Contains(stdout, "n/a") {
+		t.Fatalf("eval retrieval: exit %d: %s\n%s", code, errs, stdout)
+	}
+	for _, f := range []string{"retrieval.json", "retrieval.csv", "retrieval.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 	_, errs, code = run(t, "eval", "attention", "--model", gpt2, "--tokenizer", "bytes", "--haystack", text, "--glob", "*.go", "--length", "500")
 	if code != 1 || !strings.Contains(errs, "learned positions") {
 		t.Errorf("attention beyond learned positions: exit %d %q", code, errs)

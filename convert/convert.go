@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,11 +173,20 @@ func planOutput(src *checkpoint.Checkpoint, spec *arch.Spec, o *Options, dt safe
 			return nil, nil, fmt.Errorf("--layers: %w", err)
 		}
 		req := arch.InitRequest{Variant: o.Variant, Init: o.Init, TrainLen: o.TrainLen, Context: spec.Context, S: o.S, B: o.B}
+		if o.Init == InitCalibrate {
+			if err := checkPerHead(o, len(layers), spec.Heads); err != nil {
+				return nil, nil, err
+			}
+			req.Init = InitMatch // resolves L; the values come from PerHead
+		}
 		iv, err := arch.ResolveInit(req)
 		if err != nil {
 			return nil, nil, err
 		}
 		sc := arch.NewSSMaxConfig(req, iv, layers)
+		if o.Init == InitCalibrate {
+			sc.Init, sc.SInit, sc.BInit = InitCalibrate, nil, nil
+		}
 		if err := cfg.Set(arch.SSMaxConfigKey, sc); err != nil {
 			return nil, nil, err
 		}
@@ -188,7 +198,7 @@ func planOutput(src *checkpoint.Checkpoint, spec *arch.Spec, o *Options, dt safe
 			return nil, nil, err
 		}
 	}
-	placement, err := placeTensors(src, &newSpec, dt, res)
+	placement, err := placeTensors(src, &newSpec, dt, res, o.PerHead)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,7 +221,7 @@ func planOutput(src *checkpoint.Checkpoint, spec *arch.Spec, o *Options, dt safe
 // copy, or a dtype conversion when asked; old SSMax parameters dropped) and
 // places the new SSMax parameters of spec right after the last tensor of
 // their layer's attention module.
-func placeTensors(src *checkpoint.Checkpoint, spec *arch.Spec, dt safetensors.DType, res *Result) (checkpoint.Placement, error) {
+func placeTensors(src *checkpoint.Checkpoint, spec *arch.Spec, dt safetensors.DType, res *Result, perHead *PerHead) (checkpoint.Placement, error) {
 	p := checkpoint.Placement{After: map[string][]safetensors.WriteTensor{}}
 	p.Tensor = func(name string) (safetensors.WriteTensor, bool, error) {
 		t, _ := src.Tensor(name)
@@ -233,14 +243,24 @@ func placeTensors(src *checkpoint.Checkpoint, spec *arch.Spec, dt safetensors.DT
 	}
 	anchors := spec.AttentionAnchors(src.TensorNames())
 	shape := []int64{int64(spec.Heads)}
-	for _, l := range spec.SSMax.Layers {
+	for i, l := range spec.SSMax.Layers {
 		anchor, ok := anchors[l]
 		var add []safetensors.WriteTensor
+		values := func(one *float64, table [][]float64) []float32 {
+			if spec.SSMax.Init == InitCalibrate {
+				return toF32(table[i])
+			}
+			return attnscale.PerHead(spec.Heads, *one)
+		}
+		var sTable, bTable [][]float64
+		if perHead != nil {
+			sTable, bTable = perHead.S, perHead.B
+		}
 		if spec.SSMax.Variant.HasS() {
-			add = append(add, safetensors.FromFloat32(spec.SSMaxS(l), safetensors.F32, shape, attnscale.PerHead(spec.Heads, *spec.SSMax.SInit)))
+			add = append(add, safetensors.FromFloat32(spec.SSMaxS(l), safetensors.F32, shape, values(spec.SSMax.SInit, sTable)))
 		}
 		if spec.SSMax.Variant.HasB() {
-			add = append(add, safetensors.FromFloat32(spec.SSMaxB(l), safetensors.F32, shape, attnscale.PerHead(spec.Heads, *spec.SSMax.BInit)))
+			add = append(add, safetensors.FromFloat32(spec.SSMaxB(l), safetensors.F32, shape, values(spec.SSMax.BInit, bTable)))
 		}
 		if len(add) > 0 && !ok {
 			return p, fmt.Errorf("%s: no tensor under %s to place %s beside", src.Path, spec.AttentionPrefix(l), add[0].Name)
@@ -259,4 +279,56 @@ func convertible(dt safetensors.DType) bool {
 		return true
 	}
 	return false
+}
+
+// checkPerHead checks the per-head values of InitCalibrate against the
+// layers converted and the heads.
+func checkPerHead(o *Options, layers, heads int) error {
+	p := o.PerHead
+	if p == nil {
+		return fmt.Errorf("--init calibrate: no per-head values (the command line computes them with --calib-data)")
+	}
+	if o.S != nil {
+		return fmt.Errorf("--s sets s for --init const; init is calibrate")
+	}
+	check := func(name string, t [][]float64, want bool) error {
+		if !want {
+			if t != nil {
+				return fmt.Errorf("--init calibrate: values of %s given for variant %s, which has none", name, o.Variant)
+			}
+			return nil
+		}
+		if len(t) != layers {
+			return fmt.Errorf("--init calibrate: %s for %d layers, converting %d", name, len(t), layers)
+		}
+		for i, row := range t {
+			if len(row) != heads {
+				return fmt.Errorf("--init calibrate: %s of converted layer %d has %d values for %d heads", name, i, len(row), heads)
+			}
+			for _, v := range row {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return fmt.Errorf("--init calibrate: %s must be finite", name)
+				}
+			}
+		}
+		return nil
+	}
+	if err := check("s", p.S, o.Variant.HasS()); err != nil {
+		return err
+	}
+	if err := check("b", p.B, o.Variant.HasB()); err != nil {
+		return err
+	}
+	if o.B != nil {
+		return fmt.Errorf("--init calibrate chooses b; do not give --b")
+	}
+	return nil
+}
+
+func toF32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
 }

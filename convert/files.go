@@ -48,6 +48,9 @@ func modelCard(src *checkpoint.Checkpoint, res *Result, o *Options) []byte {
 			fmt.Fprintf(&b, " (converted to %s)", o.DType)
 		}
 		b.WriteString(". The model needs an SSMax-aware runtime (ssmax finetune / eval / score); plain transformers ignores the new tensors and computes softmax attention.\n")
+		if sc.Init == InitCalibrate && o.PerHead != nil && o.PerHead.Notes != "" {
+			b.WriteString("\n" + strings.TrimRight(o.PerHead.Notes, "\n") + "\n")
+		}
 	}
 	fmt.Fprintf(&b, "\nShards: %d, tensors: %d, data bytes: %d.\n", len(res.Shards), res.Tensors, res.Bytes)
 	if o.Command != "" {

@@ -23,7 +23,19 @@ const (
 	InitMatch    = arch.InitMatch
 	InitConst    = arch.InitConst
 	InitIdentity = arch.InitIdentity
+	// InitCalibrate takes per-head values chosen on calibration text
+	// (package calibrate, called by the command line): Options.PerHead.
+	InitCalibrate = "calibrate"
 )
+
+// PerHead is a per-head initialisation: S[i] (and B[i]) are the values of
+// the heads of the i-th converted layer, in the order of Options.Layers.
+type PerHead struct {
+	S, B [][]float64
+	// Notes is Markdown appended to the model card (e.g. the calibration's
+	// losses and the values chosen).
+	Notes string
+}
 
 // Options configure a conversion.
 type Options struct {
@@ -45,6 +57,8 @@ type Options struct {
 	S *float64
 	// B is the value of b for the bias variant (default 0; 1 with identity).
 	B *float64
+	// PerHead holds the values of InitCalibrate (nil otherwise).
+	PerHead *PerHead
 	// Layers to convert, as a list such as "0-5,10"; "" converts every layer.
 	Layers string
 	// DType of the copied weights: "keep", "f32", "f16" or "bf16".

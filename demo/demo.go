@@ -1,9 +1,10 @@
 // Package demo runs ssmax's main job end to end on a bundled default: a
 // tiny softmax GPT-2 (with rotary positions, reading bytes) pretrained by
-// ssmax on the Go source tree is converted to SSMax, fine-tuned for about a
-// minute on the Go source tree of the installed Go, and evaluated before
-// and after, including loss against context length beyond its training
-// length.
+// ssmax on the Go source tree is converted to SSMax and fine-tuned for about
+// a minute on the Go source tree of the installed Go; the same checkpoint
+// left with softmax is fine-tuned with the same steps, data and settings,
+// so the two are compared like with like: validation loss, and loss against
+// context length beyond the training length with a paired noise estimate.
 package demo
 
 import (
@@ -11,6 +12,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -45,6 +47,9 @@ type Options struct {
 	Lengths []int
 	// Samples per length.
 	Samples int
+	// RoPEThetaScale multiplies RoPE theta for the length evaluation (the
+	// paper used 50 beyond the training length).
+	RoPEThetaScale float64
 	// Hooks watch the fine-tuning.
 	Hooks finetune.Hooks
 	// Log reports each stage.
@@ -53,26 +58,43 @@ type Options struct {
 
 // Report is what the demo prints.
 type Report struct {
-	Base, Converted, Finetuned string
-	ValBefore, ValAfter        *float64
-	Steps                      int
-	Length                     *LengthTable
+	// Base is the bundled softmax checkpoint, Converted its SSMax
+	// conversion, Finetuned the conversion fine-tuned and
+	// SoftmaxFinetuned the base fine-tuned with the same settings.
+	Base, Converted, Finetuned, SoftmaxFinetuned string
+	// ValBefore and ValAfter are the SSMax model's validation loss before
+	// and after fine-tuning; SoftmaxValBefore and SoftmaxValAfter the
+	// softmax model's.
+	ValBefore, ValAfter               *float64
+	SoftmaxValBefore, SoftmaxValAfter *float64
+	Steps                             int
+	Length                            *LengthTable
 }
 
-// LengthTable is mean loss per context length of the base and fine-tuned
-// models (NaN where a model cannot run).
+// LengthTable is the mean loss per context length of the two fine-tuned
+// models on the same held-out samples (NaN where a model cannot run), and
+// their paired difference.
 type LengthTable struct {
-	Lengths   []int
-	Base      []float64
-	Finetuned []float64
-	TrainLen  int
+	Lengths  []int
+	TrainLen int
+	// RoPEThetaScale is the RoPE theta factor the lengths were read with.
+	RoPEThetaScale float64
+	Softmax, SSMax []float64
+	// Diff is the mean over samples of SSMax's loss minus softmax's on the
+	// same sample, SE its standard error (sample sd / sqrt(samples)): a
+	// difference within 2 SE is within the noise of the evaluation.
+	Diff, SE []float64
 }
+
+// WithinNoise reports whether the difference at length index i is within
+// two standard errors.
+func (t *LengthTable) WithinNoise(i int) bool { return math.Abs(t.Diff[i]) <= 2*t.SE[i] }
 
 // Defaults returns the demo's default options.
 func Defaults() Options {
 	return Options{
 		Out: "ssmax-demo", Data: filepath.Join(runtime.GOROOT(), "src"), Glob: "*.go",
-		Steps: 60, Lengths: []int{128, 256, 512, 1024}, Samples: 4,
+		Steps: 60, Lengths: []int{128, 256, 512, 1024}, Samples: 8, RoPEThetaScale: 1,
 	}
 }
 
@@ -93,9 +115,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{
-		Base:      filepath.Join(o.Out, "base"),
-		Converted: filepath.Join(o.Out, "ssmax"),
-		Finetuned: filepath.Join(o.Out, "finetune", "final"),
+		Base:             filepath.Join(o.Out, "base"),
+		Converted:        filepath.Join(o.Out, "ssmax"),
+		Finetuned:        filepath.Join(o.Out, "finetune", "final"),
+		SoftmaxFinetuned: filepath.Join(o.Out, "finetune-softmax", "final"),
 	}
 	if err := extract(r.Base); err != nil {
 		return nil, err
@@ -108,21 +131,31 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	o.log("converted to SSMax (s = 1/ln 256 in every head): %s", r.Converted)
+	// The same fine-tuning (steps, data order, learning rates) for both.
 	cfg := finetune.Defaults()
-	cfg.Model, cfg.Data, cfg.Glob, cfg.Out = r.Converted, o.Data, o.Glob, filepath.Join(o.Out, "finetune")
+	cfg.Data, cfg.Glob = o.Data, o.Glob
 	cfg.Steps, cfg.BatchSize, cfg.SeqLen = o.Steps, 8, 256
 	cfg.LR, cfg.MinLR, cfg.Warmup = 1e-3, 1e-4, 5
 	cfg.SSMaxLR = 1e-2
 	cfg.Seed = bundledSeed
 	cfg.EvalEvery, cfg.EvalBatches, cfg.Keep = o.Steps, 8, 1
-	res, err := finetune.Run(ctx, cfg, o.Hooks)
+	ssmax := cfg
+	ssmax.Model, ssmax.Out = r.Converted, filepath.Join(o.Out, "finetune")
+	res, err := finetune.Run(ctx, ssmax, o.Hooks)
 	if err != nil {
 		return nil, err
 	}
 	r.ValBefore, r.ValAfter, r.Steps = res.FirstValLoss, res.ValLoss, res.Steps
-	o.log("fine-tuned %d steps: %s", res.Steps, r.Finetuned)
+	o.log("fine-tuned the SSMax model %d steps: %s", res.Steps, r.Finetuned)
+	soft := cfg
+	soft.Model, soft.Out = r.Base, filepath.Join(o.Out, "finetune-softmax")
+	if res, err = finetune.Run(ctx, soft, o.Hooks); err != nil {
+		return nil, err
+	}
+	r.SoftmaxValBefore, r.SoftmaxValAfter = res.FirstValLoss, res.ValLoss
+	o.log("fine-tuned the softmax model %d steps (same data and settings): %s", res.Steps, r.SoftmaxFinetuned)
 	if len(o.Lengths) > 0 {
-		if r.Length, err = lengthTable(ctx, r.Base, r.Finetuned, o); err != nil {
+		if r.Length, err = lengthTable(ctx, r.SoftmaxFinetuned, r.Finetuned, o); err != nil {
 			return nil, err
 		}
 	}

@@ -21,7 +21,7 @@ func TestDemoRuns(t *testing.T) {
 	o := demo.Defaults()
 	o.Out = filepath.Join(t.TempDir(), "demo")
 	o.Data = filepath.Join(runtime.GOROOT(), "src", "strings")
-	o.Steps, o.Lengths, o.Samples = 2, []int{64, 512}, 1
+	o.Steps, o.Lengths, o.Samples = 2, []int{64, 512}, 2
 	r, err := demo.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +37,17 @@ func TestDemoRuns(t *testing.T) {
 	if err != nil || tuned.SSMax == nil || tuned.SSMax.Variant != "ssmax" {
 		t.Fatalf("fine-tuned: %+v %v", tuned, err)
 	}
-	if r.Length == nil || len(r.Length.Base) != 2 || r.Length.Base[0] <= 0 || r.Length.Finetuned[1] <= 0 {
+	soft, err := inspect.Run(r.SoftmaxFinetuned, inspect.Options{})
+	if err != nil || soft.SSMax != nil {
+		t.Fatalf("softmax fine-tuned: %+v %v", soft, err)
+	}
+	if r.SoftmaxValBefore == nil || r.SoftmaxValAfter == nil || *r.SoftmaxValBefore == *r.ValBefore {
+		t.Errorf("softmax validation losses %v %v (SSMax before %v)", r.SoftmaxValBefore, r.SoftmaxValAfter, r.ValBefore)
+	}
+	if l := r.Length; l == nil || len(l.Softmax) != 2 || l.Softmax[0] <= 0 || l.SSMax[1] <= 0 || len(l.Diff) != 2 || !(l.SE[0] > 0) {
 		t.Errorf("length table %+v", r.Length)
+	} else if d := l.SSMax[1] - l.Softmax[1]; d-l.Diff[1] > 1e-9 || l.Diff[1]-d > 1e-9 {
+		t.Errorf("paired difference %v, difference of the means %v", l.Diff[1], d)
 	}
 	// A second run replaces the first; a foreign directory is refused.
 	if _, err := demo.Run(context.Background(), o); err != nil {

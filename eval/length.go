@@ -88,6 +88,10 @@ type LengthStats struct {
 	MeanLoss   float64      `json:"mean_loss"`
 	Perplexity float64      `json:"perplexity"`
 	Buckets    []BucketLoss `json:"buckets"`
+	// SampleLoss is the mean loss of each sample, in the order of Offsets:
+	// models evaluated on the same data get the same samples, so these
+	// pair up for a paired comparison.
+	SampleLoss []float64 `json:"sample_loss,omitempty"`
 }
 
 // LengthPoint is the result of one length: NA says why it was not
@@ -259,9 +263,12 @@ func LossByLength(ctx context.Context, m *model.Model, s *data.Stream, opts Loss
 					sums[b] += x
 				}
 			}
+			var one float64
 			for _, x := range nll {
-				sum += x
+				one += x
 			}
+			sum += one
+			p.SampleLoss = append(p.SampleLoss, one/float64(L))
 			done += L
 			if opts.Progress != nil {
 				opts.Progress(done, total)

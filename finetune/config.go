@@ -7,6 +7,7 @@ import (
 
 	"github.com/ssmax/ssmax/arch"
 	"github.com/ssmax/ssmax/attnscale"
+	"github.com/ssmax/ssmax/retrieval"
 )
 
 // Config is a training run. Zero values take the defaults of Defaults.
@@ -58,7 +59,21 @@ type Config struct {
 	S               *float64 `json:"s,omitempty"`
 	B               *float64 `json:"b,omitempty"`
 
-	Seed        uint64  `json:"seed"`
+	// MixRetrieval is the fraction of training sequences replaced by
+	// synthetic key-value retrieval documents (package retrieval), 0 for
+	// none.
+	MixRetrieval float64 `json:"mix_retrieval,omitempty"`
+	// RetrievalTask is the shape of those documents (zero fields:
+	// retrieval.Default).
+	RetrievalTask retrieval.Task `json:"retrieval_task,omitzero"`
+	// RetrievalMinDoc is the shortest retrieval document packed into a
+	// mixed sequence (default 32 tokens).
+	RetrievalMinDoc int `json:"retrieval_min_doc,omitempty"`
+
+	Seed uint64 `json:"seed"`
+	// SplitSeed, when not 0, seeds the validation split instead of Seed, so
+	// runs with different seeds can hold out the same documents.
+	SplitSeed   uint64  `json:"split_seed,omitempty"`
 	EvalEvery   int     `json:"eval_every"`
 	EvalBatches int     `json:"eval_batches"`
 	SaveEvery   int     `json:"save_every"`
@@ -130,6 +145,14 @@ func (c *Config) Validate() error {
 	if c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 {
 		return fmt.Errorf("betas must be in [0, 1)")
 	}
+	if !(c.MixRetrieval >= 0 && c.MixRetrieval <= 1) {
+		return fmt.Errorf("--mix-retrieval %g: want a fraction in [0, 1]", c.MixRetrieval)
+	}
+	if c.MixRetrieval > 0 {
+		if err := c.RetrievalTask.WithDefaults().Check(); err != nil {
+			return err
+		}
+	}
 	if c.SwitchToSSMaxAt < 0 {
 		return fmt.Errorf("--switch-to-ssmax-at must not be negative")
 	}
@@ -152,4 +175,12 @@ func (c *Config) totalSteps() int {
 		return int((c.TokenBudget + c.tokensPerStep() - 1) / c.tokensPerStep())
 	}
 	return c.Steps
+}
+
+// splitSeed seeds the validation split: SplitSeed when set, else Seed.
+func (c *Config) splitSeed() uint64 {
+	if c.SplitSeed != 0 {
+		return c.SplitSeed
+	}
+	return c.Seed
 }

@@ -31,6 +31,11 @@ type Metrics struct {
 	// has s.
 	SMean   []float64 `json:"s_mean,omitempty"`
 	ValLoss *float64  `json:"val_loss,omitempty"`
+	// RetrievalLoss is the loss on the answer tokens of fixed retrieval
+	// documents at the training length (package retrieval; chance is
+	// ln 10 per digit), logged with ValLoss when the run mixes retrieval
+	// documents into its data.
+	RetrievalLoss *float64 `json:"retrieval_answer_loss,omitempty"`
 }
 
 // Hooks let a caller watch a run (progress bars, logs). All are optional.
@@ -71,6 +76,10 @@ type trainer struct {
 	tokens   int64
 	elapsed  float64
 	switched bool
+	// retrievalIn and retrievalTargets are the fixed retrieval validation
+	// documents (built on first use).
+	retrievalIn      *model.Input
+	retrievalTargets []int
 }
 
 // log reports an event through Hooks.Log.
@@ -181,7 +190,10 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		lr := LearningRate(c.Schedule, t.step, c.Warmup, t.total, c.LR, c.MinLR)
 		var lossSum float64
 		for micro := 0; micro < c.GradAccum; micro++ {
-			b := t.train.Next()
+			b, err := t.nextBatch(micro)
+			if err != nil {
+				return nil, fmt.Errorf("step %d: %w", t.step, err)
+			}
 			loss, err := t.m.Loss(model.Input{IDs: b.Inputs, Segments: b.Segments}, b.Targets)
 			if err != nil {
 				return nil, fmt.Errorf("step %d: %w", t.step+1, err)
@@ -215,6 +227,13 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			}
 			rec.ValLoss = &v
 			res.ValLoss = &v
+		}
+		if c.MixRetrieval > 0 && c.EvalEvery > 0 && (t.step%c.EvalEvery == 0 || t.step == t.total) {
+			v, err := t.retrievalLoss()
+			if err != nil {
+				return nil, err
+			}
+			rec.RetrievalLoss = &v
 		}
 		line, _ := json.Marshal(rec)
 		if _, err := metrics.Write(append(line, '\n')); err != nil {

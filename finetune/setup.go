@@ -88,7 +88,7 @@ func (t *trainer) setupData(ctx context.Context) error {
 		ds.Close()
 		return err
 	}
-	train, val, err := data.SplitDataset(ds, c.ValFraction, c.Seed)
+	train, val, err := data.SplitDataset(ds, c.ValFraction, c.splitSeed())
 	if err != nil {
 		ds.Close()
 		return err

@@ -304,7 +304,9 @@ func noProcessesLeft(t *testing.T, dir string) {
 		}
 		if time.Now().After(deadline) {
 			for _, pid := range pids {
-				syscall.Kill(pid, syscall.SIGKILL)
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
 			}
 			t.Fatalf("processes %v outlived the killed run", pids)
 		}

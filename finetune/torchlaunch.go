@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ssmax/ssmax/internal/atomicfile"
@@ -209,11 +208,11 @@ func (t *trainer) launchTorch(ctx context.Context, py, node string, o TorchOptio
 	go func() {
 		select {
 		case <-ctx.Done():
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			stopTorch(cmd.Process, false)
 			select {
 			case <-stopped:
 			case <-time.After(30 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				stopTorch(cmd.Process, true)
 			}
 		case <-stopped:
 		}

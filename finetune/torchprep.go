@@ -391,7 +391,7 @@ func (t *trainer) writeTorchData(node string, first int) (torchData, error) {
 	if t.m.Spec.Vocab <= 1<<16 {
 		d.TokenWidth = 2
 	}
-	train, val, err := data.SplitDataset(t.ds, c.ValFraction, c.Seed)
+	train, val, err := data.SplitDataset(t.ds, c.ValFraction, c.splitSeed())
 	if err != nil {
 		return d, err
 	}

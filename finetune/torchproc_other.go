@@ -1,11 +1,16 @@
-//go:build !linux
+//go:build !unix
 
 package finetune
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
-// torchProcAttr puts the launcher in its own process group (so a cancelled
-// run stops it and its workers together).
-func torchProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}
+// torchProcAttr is the launcher's process attributes: none here (no
+// process groups to signal).
+func torchProcAttr() *syscall.SysProcAttr { return nil }
+
+// stopTorch kills the launcher: without Unix signals there is no gentler
+// stop to offer.
+func stopTorch(p *os.Process, _ bool) { p.Kill() }
