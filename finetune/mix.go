@@ -130,6 +130,6 @@ func (t *trainer) retrievalLoss() (float64, error) {
 // evalTask is the task of the validation documents: the training task with
 // the queries after the records, as evaluation prompts have them.
 func evalTask(t retrieval.Task) retrieval.Task {
-	t.Interleave = 0
+	t.Interleave, t.Ordered = 0, 0
 	return t
 }

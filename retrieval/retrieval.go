@@ -54,6 +54,14 @@ type Task struct {
 	// queries then ask for a record just read, the easy copy small models
 	// learn first. Evaluation prompts always put the queries last.
 	Interleave float64 `json:"interleave"`
+	// Ordered is the fraction of training documents (of those not
+	// interleaved) whose queries ask for the records in the order they were
+	// stated, so the query lines repeat the record lines: every token of
+	// them is predictable by copying the line after the one just copied,
+	// the dense signal that makes copying (induction) heads form, on which
+	// look-ups in random order then build. Evaluation prompts are never
+	// ordered.
+	Ordered float64 `json:"ordered,omitempty"`
 }
 
 // Default is the task used unless told otherwise: 3-letter keys, 4-digit
@@ -89,6 +97,9 @@ func (t Task) Check() error {
 	}
 	if !(t.Interleave >= 0 && t.Interleave <= 1) {
 		return fmt.Errorf("retrieval task: interleave %v not in [0, 1]", t.Interleave)
+	}
+	if !(t.Ordered >= 0 && t.Ordered <= 1) {
+		return fmt.Errorf("retrieval task: ordered %v not in [0, 1]", t.Ordered)
 	}
 	return nil
 }
@@ -287,10 +298,16 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 		d.IDs = append(d.IDs, ids...)
 		d.Answer = append(d.Answer, make([]bool, len(ids))...)
 	}
+	ordered := t.Ordered > 0 && rng.Float64() < t.Ordered
 	var order []int
 	for len(d.IDs) < n {
 		if len(order) == 0 {
 			order = rng.Perm(len(recKeys))
+			if ordered {
+				for i := range order {
+					order[i] = i
+				}
+			}
 		}
 		i := order[0]
 		order = order[1:]

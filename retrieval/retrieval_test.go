@@ -200,3 +200,54 @@ func TestGeneratePacked(t *testing.T) {
 		t.Fatalf("no EOS: %v, %d tokens", err, len(p.IDs))
 	}
 }
+
+// TestGenerateOrdered: an ordered document asks for its records in the order
+// they were stated (cycling), so its query lines repeat the record lines; a
+// document that is not ordered (Ordered 0) asks in another order.
+func TestGenerateOrdered(t *testing.T) {
+	tok := data.NewByteTokenizer(256)
+	parse := func(task Task, text string) (records, queries []string) {
+		for _, l := range parseLines(t, text) {
+			key, val, query, ok := task.ParseLine(l)
+			if !ok {
+				continue // the last line may be cut
+			}
+			if query {
+				queries = append(queries, key+val)
+			} else {
+				records = append(records, key+val)
+			}
+		}
+		return records, queries
+	}
+	ordered := Task{KeyLen: 3, ValueLen: 4, QueryRate: 0.5, Ordered: 1}
+	shuffled := Task{KeyLen: 3, ValueLen: 4, QueryRate: 0.5}
+	differ := 0
+	for i := range 20 {
+		d, err := Generate(DocSeed(3, int64(i)), tok, ordered, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records, queries := parse(ordered, d.Text)
+		if len(queries) < 10 {
+			t.Fatalf("doc %d: %d queries", i, len(queries))
+		}
+		for j, q := range queries {
+			if q != records[j%len(records)] {
+				t.Fatalf("doc %d: query %d is %q, want record %q", i, j, q, records[j%len(records)])
+			}
+		}
+		s, _ := Generate(DocSeed(3, int64(i)), tok, shuffled, 512)
+		records, queries = parse(shuffled, s.Text)
+		k := min(len(queries), len(records))
+		if !reflect.DeepEqual(queries[:k], records[:k]) {
+			differ++
+		}
+	}
+	if differ < 19 {
+		t.Errorf("only %d of 20 shuffled documents ask in another order than the records'", differ)
+	}
+	if err := (Task{KeyLen: 3, ValueLen: 4, QueryRate: 0.5, Ordered: 2}).Check(); err == nil {
+		t.Error("ordered 2 accepted")
+	}
+}
