@@ -32,10 +32,17 @@ type globalOptions struct {
 
 // Execute runs the command tree on os.Args and returns the process exit
 // code. SIGINT and SIGTERM cancel the command's context, so long commands
-// stop cleanly and remove their temporary outputs.
+// stop cleanly and remove their temporary outputs; a second signal, for a
+// command that is slow to notice (a long forward pass), ends the process
+// at once (outputs are renamed into place only when complete, so that
+// leaves at most a temporary directory, which the next run removes).
 func Execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the default action again for the next signal
+	}()
 	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 

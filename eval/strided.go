@@ -60,8 +60,8 @@ func Windows(n, maxLength, stride int) []Window {
 // differs slightly when windows overlap (stride < maxLength): the guide
 // weights each window's mean loss by its number of labels less one, which
 // is the number of tokens it scored only for the first window, while here
-// every scored token counts once.
-func ScoreStrided(m *model.Model, ids []int, maxLength, stride int) (*Score, error) {
+// every scored token counts once. A cancelled ctx stops it between windows.
+func ScoreStrided(ctx context.Context, m *model.Model, ids []int, maxLength, stride int) (*Score, error) {
 	if len(ids) < 2 {
 		return nil, fmt.Errorf("score: need at least 2 tokens, got %d", len(ids))
 	}
@@ -80,6 +80,9 @@ func ScoreStrided(m *model.Model, ids []int, maxLength, stride int) (*Score, err
 	for _, w := range wins {
 		if w.From >= w.End {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		in := ids[w.Begin:w.End]
 		targets := make([]int, len(in))
@@ -214,7 +217,7 @@ func RunScore(ctx context.Context, o ScoreOptions) (*Score, error) {
 	if stride == 0 {
 		stride = window
 	}
-	s, err := ScoreStrided(m, ids, window, stride)
+	s, err := ScoreStrided(ctx, m, ids, window, stride)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -170,9 +171,15 @@ func TestScoreStridedHandComputed(t *testing.T) {
 	for i := range ids {
 		ids[i] = (i*37 + 5) % 64
 	}
-	s, err := ScoreStrided(m, ids, 8, 4)
+	s, err := ScoreStrided(context.Background(), m, ids, 8, 4)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A cancelled context stops it before the next window.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := ScoreStrided(cancelled, m, ids, 8, 4); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v, want context.Canceled", err)
 	}
 	// Hand-computed: window [b, e) scores positions [from, e).
 	hand := []struct{ b, e, from int }{{0, 8, 1}, {4, 12, 8}, {8, 16, 12}, {12, 20, 16}}
@@ -252,7 +259,7 @@ func TestScoreStridedOneWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, stride := range []int{1, 64, 128} {
-			got, err := ScoreStrided(m, ids, m.Spec.Context, stride)
+			got, err := ScoreStrided(context.Background(), m, ids, m.Spec.Context, stride)
 			if err != nil {
 				t.Fatal(err)
 			}
