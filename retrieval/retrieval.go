@@ -267,6 +267,16 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
 	var recKeys, recVals []string
 	var text strings.Builder
+	// addRecord states a new record (a fresh key, then its value).
+	addRecord := func() {
+		k, v := ks.next(), value(rng, t.ValueLen)
+		recKeys, recVals = append(recKeys, k), append(recVals, v)
+		line := RecordLine(k, v)
+		text.WriteString(line)
+		ids := e.tok.Encode(line)
+		d.IDs = append(d.IDs, ids...)
+		d.Answer = append(d.Answer, make([]bool, len(ids))...)
+	}
 	if t.Interleave > 0 && rng.Float64() < t.Interleave {
 		for len(d.IDs) < n {
 			if len(recKeys) > 0 && (ks.full() || rng.Float64() < t.QueryRate) {
@@ -274,13 +284,7 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 				d.appendQuery(e, recKeys[i], recVals[i], &text)
 				continue
 			}
-			k, v := ks.next(), value(rng, t.ValueLen)
-			recKeys, recVals = append(recKeys, k), append(recVals, v)
-			line := RecordLine(k, v)
-			text.WriteString(line)
-			ids := e.tok.Encode(line)
-			d.IDs = append(d.IDs, ids...)
-			d.Answer = append(d.Answer, make([]bool, len(ids))...)
+			addRecord()
 		}
 		d.IDs, d.Answer = d.IDs[:n], d.Answer[:n]
 		d.Text = text.String()
@@ -290,13 +294,7 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	lr, lq := float64(t.KeyLen+t.ValueLen+1), float64(t.KeyLen+t.ValueLen+2)
 	share := (1 - t.QueryRate) * lr / ((1-t.QueryRate)*lr + t.QueryRate*lq)
 	for len(recKeys) == 0 || (float64(len(d.IDs)) < share*float64(n) && !ks.full()) {
-		k, v := ks.next(), value(rng, t.ValueLen)
-		recKeys, recVals = append(recKeys, k), append(recVals, v)
-		line := RecordLine(k, v)
-		text.WriteString(line)
-		ids := e.tok.Encode(line)
-		d.IDs = append(d.IDs, ids...)
-		d.Answer = append(d.Answer, make([]bool, len(ids))...)
+		addRecord()
 	}
 	ordered := t.Ordered > 0 && rng.Float64() < t.Ordered
 	var order []int
