@@ -137,6 +137,25 @@ func TestSummary(t *testing.T) {
 	if c3.Agrees != nil {
 		t.Errorf("claim 3: agrees %v, want null (retrofits within the spread)", *c3.Agrees)
 	}
+	if strings.Contains(c3.Measured, "not testable") {
+		t.Errorf("claim 3 called untestable although (b) retrieves:\n%s", c3.Measured)
+	}
+	// Models that do not retrieve at the training length: claim 3 is not
+	// testable, whatever the differences beyond it.
+	untrained := *s
+	untrained.Configs = map[string]*Config{}
+	for name, c := range s.Configs {
+		cc := *c
+		cc.Retrieval = map[string]vals{}
+		for L, v := range c.Retrieval {
+			cc.Retrieval[L] = v
+		}
+		cc.Retrieval["256"] = vals{0, 0.05, 0}
+		untrained.Configs[name] = &cc
+	}
+	if u := claims(&untrained)[2]; u.Agrees != nil || !strings.HasPrefix(u.Measured, "not testable here: no configuration retrieves at the training length 256 (best mean accuracy 2%") {
+		t.Errorf("claim 3 without retrieval at the training length: %+v", u)
+	}
 	// Training loss: (c) equals (a): null; claim 4: (a) spreads away and
 	// (b) stays concentrated: true.
 	if s.Claims[0].Agrees != nil || s.Claims[3].Agrees == nil || !*s.Claims[3].Agrees {
