@@ -42,6 +42,10 @@ func tag(c string) string { return "(" + c[:1] + ")" }
 // retrieval claim is not testable: the models do not do the task at all.
 const minRetrieval = 0.10
 
+// notTestable starts the measured text of a claim that the runs cannot
+// test (the report's verdict column says so).
+const notTestable = "not testable here"
+
 func claims(s *Summary) []Claim {
 	C := s.Configs
 	lossRef := refLengths(s, func(c *Config) map[string]vals { return c.LengthLoss })
@@ -134,7 +138,7 @@ func claims(s *Summary) []Claim {
 		}
 	}
 	if best < minRetrieval {
-		c3.Measured = fmt.Sprintf("not testable here: no configuration retrieves at the training length %d (best mean accuracy %.0f%%, below %.0f%%), so there is no accuracy to lose beyond it. %s",
+		c3.Measured = fmt.Sprintf(notTestable+": no configuration retrieves at the training length %d (best mean accuracy %.0f%%, below %.0f%%), so there is no accuracy to lose beyond it. %s",
 			lt, 100*best, 100*minRetrieval, c3.Measured)
 		c3.Agrees = nil
 	}

@@ -27,6 +27,9 @@ func report(s *Summary, header, commands string) ([]byte, error) {
 	b.WriteString("## Claims\n\n| claim | agrees | measured |\n|---|---|---|\n")
 	for _, c := range s.Claims {
 		v := "null (within the spread or mixed)"
+		if strings.HasPrefix(c.Measured, notTestable) {
+			v = "null (not testable)"
+		}
 		if c.Agrees != nil {
 			v = fmt.Sprint(*c.Agrees)
 		}

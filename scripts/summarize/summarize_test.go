@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -155,6 +156,10 @@ func TestSummary(t *testing.T) {
 	}
 	if u := claims(&untrained)[2]; u.Agrees != nil || !strings.HasPrefix(u.Measured, "not testable here: no configuration retrieves at the training length 256 (best mean accuracy 2%") {
 		t.Errorf("claim 3 without retrieval at the training length: %+v", u)
+	}
+	untrained.Claims = claims(&untrained)
+	if rep, err := report(&untrained, "", ""); err != nil || !bytes.Contains(rep, []byte("| null (not testable) | not testable here:")) {
+		t.Errorf("report of an untestable claim 3 (%v):\n%s", err, rep)
 	}
 	// Training loss: (c) equals (a): null; claim 4: (a) spreads away and
 	// (b) stays concentrated: true.
