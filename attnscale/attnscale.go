@@ -109,6 +109,16 @@ func LogN(n int) float64 {
 // there (flatter below L, sharper above).
 func MatchS(trainLen int) float64 { return 1 / math.Log(float64(trainLen)) }
 
+// Values returns per-head values (one per head, e.g. calibrated) as the
+// float32 of an SSMax parameter.
+func Values(perHead []float64) []float32 {
+	x := make([]float32, len(perHead))
+	for i, v := range perHead {
+		x[i] = float32(v)
+	}
+	return x
+}
+
 // PerHead returns heads copies of v as float32: the initial value of a
 // per-head SSMax parameter.
 func PerHead(heads int, v float64) []float32 {

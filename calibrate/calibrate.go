@@ -177,24 +177,16 @@ func setAll(m *model.Model, v attnscale.Variant, layers []int, s, b [][]float64)
 	for i, l := range layers {
 		var sv, bv []float32
 		if v.HasS() {
-			sv = toF32(s[i])
+			sv = attnscale.Values(s[i])
 		}
 		if v.HasB() {
-			bv = toF32(b[i])
+			bv = attnscale.Values(b[i])
 		}
 		if err := m.SetAttention(l, v, sv, bv); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func toF32(x []float64) []float32 {
-	out := make([]float32, len(x))
-	for i, v := range x {
-		out[i] = float32(v)
-	}
-	return out
 }
 
 // fill returns layers×heads copies of v.

@@ -248,7 +248,7 @@ func placeTensors(src *checkpoint.Checkpoint, spec *arch.Spec, dt safetensors.DT
 		var add []safetensors.WriteTensor
 		values := func(one *float64, table [][]float64) []float32 {
 			if spec.SSMax.Init == InitCalibrate {
-				return toF32(table[i])
+				return attnscale.Values(table[i])
 			}
 			return attnscale.PerHead(spec.Heads, *one)
 		}
@@ -323,12 +323,4 @@ func checkPerHead(o *Options, layers, heads int) error {
 		return fmt.Errorf("--init calibrate chooses b; do not give --b")
 	}
 	return nil
-}
-
-func toF32(x []float64) []float32 {
-	out := make([]float32, len(x))
-	for i, v := range x {
-		out[i] = float32(v)
-	}
-	return out
 }
