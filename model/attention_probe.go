@@ -58,13 +58,7 @@ func (p *attentionProbe) record(m *Model, l int, q []float32, c *layerCache, pas
 	if w := s.Window(l); w > 0 && n > w {
 		first, n = t-w+1, w
 	}
-	var sv, bv []float32
-	if a.S != nil {
-		sv = a.S.Values()
-	}
-	if a.B != nil {
-		bv = a.B.Values()
-	}
+	sv, bv := a.values()
 	rows := make([][]float64, H)
 	for h := 0; h < H; h++ {
 		var sh, bh float32

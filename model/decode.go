@@ -128,13 +128,7 @@ func (d *Decoder) attend(l int, h mat.Tensor, pos []int, seqLen int) mat.Tensor 
 	c.k = append(c.k, values(k)...)
 	c.v = append(c.v, values(v)...)
 	a := m.attn[l]
-	var sv, bv []float32
-	if a.S != nil {
-		sv = a.S.Values()
-	}
-	if a.B != nil {
-		bv = a.B.Values()
-	}
+	sv, bv := a.values()
 	newRows := len(pos)
 	cfg := m.attentionConfig(l, nil, nil)
 	out := make([]float32, newRows*s.Heads*s.HeadDim)

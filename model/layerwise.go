@@ -96,14 +96,7 @@ func (m *Model) attendRows(l int, h mat.Tensor, pos []int, seqLen, r0 int, kc, v
 	q, k, v := m.qkv(l, h, pos, seqLen)
 	copy(kc[r0*kvw:(r0+n)*kvw], values(k))
 	copy(vc[r0*kvw:(r0+n)*kvw], values(v))
-	a := m.attn[l]
-	var sv, bv []float32
-	if a.S != nil {
-		sv = a.S.Values()
-	}
-	if a.B != nil {
-		bv = a.B.Values()
-	}
+	sv, bv := m.attn[l].values()
 	out := make([]float32, n*s.Heads*s.HeadDim)
 	kernels.AttendCached(out, values(q), kc[:(r0+n)*kvw], vc[:(r0+n)*kvw], 0, r0, n, sv, bv, m.attentionConfig(l, nil, nil))
 	return mat.NewDense[float32](mat.WithShape(n, s.Heads*s.HeadDim), mat.WithBacking(out))

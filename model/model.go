@@ -102,6 +102,18 @@ type Attention struct {
 	S, B *Param
 }
 
+// values are s and b per head as the attention kernels take them (nil
+// where the mode has none).
+func (a *Attention) values() (s, b []float32) {
+	if a.S != nil {
+		s = a.S.Values()
+	}
+	if a.B != nil {
+		b = a.B.Values()
+	}
+	return s, b
+}
+
 // Model is a decoder language model.
 type Model struct {
 	Spec *arch.Spec
