@@ -28,6 +28,9 @@ type globalOptions struct {
 	ConfigFile string
 	Quiet      bool
 	LogFormat  string
+	// CPUProfile is the hidden --cpuprofile file; stopProfile ends it.
+	CPUProfile  string
+	stopProfile func() error
 }
 
 // Execute runs the command tree on os.Args and returns the process exit
@@ -96,6 +99,19 @@ override the environment, which overrides the file.`,
 				return err
 			}
 			c.SetContext(context.WithValue(c.Context(), loggerKey{}, log))
+			if g.CPUProfile != "" {
+				stop, err := startCPUProfile(g.CPUProfile)
+				if err != nil {
+					return err
+				}
+				g.stopProfile = stop
+			}
+			return nil
+		},
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			if g.stopProfile != nil {
+				return g.stopProfile()
+			}
 			return nil
 		},
 	}
@@ -103,6 +119,8 @@ override the environment, which overrides the file.`,
 	pf.StringVar(&g.ConfigFile, "config", "", "YAML file with option values (keys are flag names)")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only results and errors: no logs, no progress bars")
 	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.CPUProfile, "cpuprofile", "", "write a CPU profile of the command to this file (go tool pprof)")
+	_ = pf.MarkHidden("cpuprofile")
 
 	root.AddCommand(
 		newVersionCommand(),
