@@ -185,6 +185,26 @@ var (
 	logitBlockMinRows = 256
 )
 
+// logitBlockRows returns the rows of each logits block of a head of vocab
+// outputs over rows hidden states of dim values: blocks of at most
+// logitBlockBytes, or, when the head's weight is trained (dw, vocab·dim
+// float32 values, is held anyway), at most as large as dw; at least
+// logitBlockMinRows (each block adds its dLᵀ·x into the whole dw and
+// packs the whole w, so thin blocks cost time); rows split evenly between
+// the blocks. Larger blocks amortise the packing of w over more rows.
+func logitBlockRows(rows, vocab, dim int, wTrains bool) int {
+	budget := logitBlockBytes
+	if wTrains {
+		budget = max(budget, 4*vocab*dim)
+	}
+	most := max(logitBlockMinRows, budget/4/max(vocab, 1), 1)
+	if rows <= most {
+		return max(rows, 1)
+	}
+	blocks := (rows + most - 1) / most
+	return (rows + blocks - 1) / blocks
+}
+
 type linearCrossEntropyFn struct {
 	x, w    mat.Tensor
 	targets []int
@@ -231,9 +251,7 @@ func (f *linearCrossEntropyFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	f.grad = grad
-	// At least logitBlockMinRows per block: each block adds its dLᵀ·x into
-	// the whole dw, so blocks must not be too thin for large vocabularies.
-	block := min(rows, max(logitBlockMinRows, logitBlockBytes/4/max(vocab, 1)))
+	block := logitBlockRows(rows, vocab, dim, needW)
 	logits := getF32(min(block, rows) * vocab)
 	losses := getF64Zero(rows)
 	for r0 := 0; r0 < rows; r0 += block {
@@ -345,7 +363,7 @@ func linearNLL(x []float32, w gemmOperand, rows, dim, vocab int, targets []int, 
 		}
 	}
 	out := make([]float64, rows)
-	block := min(rows, max(logitBlockMinRows, logitBlockBytes/4/vocab))
+	block := logitBlockRows(rows, vocab, dim, false)
 	logits := getF32(max(block, 1) * vocab)
 	for r0 := 0; r0 < rows; r0 += block {
 		r1 := min(r0+block, rows)

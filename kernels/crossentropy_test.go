@@ -235,3 +235,28 @@ func TestLinearCrossEntropySoftcapNone(t *testing.T) {
 		}
 	}
 }
+
+// TestLogitBlockRows: blocks are bounded by logitBlockBytes, or by the size
+// of dw when the head trains, never thinner than logitBlockMinRows, and
+// split the rows evenly.
+func TestLogitBlockRows(t *testing.T) {
+	for _, c := range []struct {
+		rows, vocab, dim int
+		wTrains          bool
+		want             int
+	}{
+		{0, 50257, 768, true, 1},
+		{100, 50257, 768, true, 100},
+		{1024, 50257, 768, false, 256},  // 32 MB holds 166 rows: the 256-row floor
+		{1024, 50257, 768, true, 512},   // dw holds 768 rows: two even blocks
+		{2048, 8192, 384, true, 1024},   // 32 MB: 1024 rows
+		{65536, 8192, 384, false, 1024}, // inference at long context: 32 MB blocks
+		{1000, 8192, 384, false, 1000},
+		{1100, 8192, 384, false, 550},
+		{8192, 128256, 4096, true, 4096}, // Llama 3 head, trained: blocks as large as dw (4096 rows)
+	} {
+		if got := logitBlockRows(c.rows, c.vocab, c.dim, c.wTrains); got != c.want {
+			t.Errorf("logitBlockRows(%d, %d, %d, %v) = %d, want %d", c.rows, c.vocab, c.dim, c.wTrains, got, c.want)
+		}
+	}
+}
