@@ -278,11 +278,26 @@ func setGrads(dx, du, dy, up []float32, i int, value, slope float64) {
 
 // sigmoidWeightedRows sets y = x·σ(z) with z = k·(x + c·x³), and s = σ(z)
 // when s is not nil: one exponential (fexp written out, as every hot loop
-// does; see fastmath.go) and one division, no branch on the sign.
+// does; see fastmath.go) and one division, no branch on the sign. It uses
+// the AVX2 loop where the CPU has it (vec_amd64.go; the same bits).
 func sigmoidWeightedRows(y, s, x []float32, k, c float64) {
+	sigmoidWeightedRowsWith(y, s, x, k, c, useVec)
+}
+
+// sigmoidWeightedRowsWith is sigmoidWeightedRows, with the AVX2 loop when
+// vec (and the architecture has one) and the Go loop alone otherwise.
+func sigmoidWeightedRowsWith(y, s, x []float32, k, c float64, vec bool) {
 	y = y[:len(x)]
 	if s != nil {
 		s = s[:len(x)]
+	}
+	i0 := 0
+	if vec {
+		i0 = sigmoidWeightedRowsVec(y, s, x, k, c)
+	}
+	x, y = x[i0:], y[i0:][:len(x)-i0]
+	if s != nil {
+		s = s[i0:][:len(x)]
 	}
 	for i, xv := range x {
 		v := float64(xv)

@@ -10,7 +10,9 @@ import "math"
 // fast. Its relative error is below 1e-10, far under float32 resolution.
 // The hot loops write fexp out by hand (Go does not inline it into loops):
 // expScaledSub, softmaxGradRow and sigmoidWeightedRows, each tested bit for
-// bit against fexp (TestInlinedExp).
+// bit against fexp (TestInlinedExp). On amd64 with AVX2 they run as
+// assembly four lanes at a time (vec_amd64.go), bit for bit the same
+// (TestVecKernels).
 
 const (
 	expLog2e = 1.4426950408889634
@@ -62,12 +64,28 @@ var expTable = func() (t [64]uint64) {
 // sum in float64. It stores e_i in y[i] when y is not nil; y may be x. It
 // is the one loop of the softmax kernels (attention rows, cross-entropy),
 // with fexp written out so the compiler keeps it in registers (there is no
-// upper clamp: the arguments are <= 0).
+// upper clamp: the arguments are <= 0). The sum is taken in four lanes,
+// e_i in lane i&3, combined as (l0+l2)+(l1+l3): the order of the AVX2
+// loop (vec_amd64.go), which it uses where the CPU has it.
 func expScaledSub(y, x []float32, f, m float32) float64 {
+	return expScaledSubWith(y, x, f, m, useVec)
+}
+
+// expScaledSubWith is expScaledSub, with the AVX2 loop when vec (and the
+// architecture has one) and the Go loop alone otherwise: the same bits.
+func expScaledSubWith(y, x []float32, f, m float32, vec bool) float64 {
 	if y != nil {
 		y = y[:len(x)]
 	}
-	var sum float64
+	var acc [4]float64
+	i0 := 0 // a multiple of 4, so that element i of x[i0:] is in lane i&3
+	if vec {
+		i0 = expScaledSubVec(y, x, f, m, &acc)
+	}
+	x = x[i0:]
+	if y != nil {
+		y = y[i0:][:len(x)]
+	}
 	for i, v := range x {
 		a := float64(f*v - m)
 		if a < -708 {
@@ -82,9 +100,9 @@ func expScaledSub(y, x []float32, f, m float32) float64 {
 		if y != nil {
 			y[i] = e
 		}
-		sum += float64(e)
+		acc[i&3] += float64(e)
 	}
-	return sum
+	return (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
 
 // expSubRow sets x[i] = e^(f·x[i] − m) and returns their sum (see
@@ -106,11 +124,24 @@ func maxScaledRow(x []float32, f float32) float32 {
 // probabilities and logit gradients, for keys c < len(s): with the logit
 // f·s[c] and the row's log-sum-exp L, p = e^(f·s[c] − L) and
 // dl = p·(dp[c] − D); it sets s[c] = p and dp[c] = dl·f and returns
-// Σ dl·s[c] (with the s[c] it was given). fexp written out, as in
-// expScaledSub.
+// Σ dl·s[c] (with the s[c] it was given), summed in float32 in four lanes
+// as expScaledSub sums. fexp written out, as in expScaledSub; the AVX2
+// loop where the CPU has it.
 func softmaxGradRow(s, dp []float32, f, L, D float32) float32 {
+	return softmaxGradRowWith(s, dp, f, L, D, useVec)
+}
+
+// softmaxGradRowWith is softmaxGradRow, with the AVX2 loop when vec (and
+// the architecture has one) and the Go loop alone otherwise: the same bits.
+func softmaxGradRowWith(s, dp []float32, f, L, D float32, vec bool) float32 {
 	dp = dp[:len(s)]
-	var dc float32
+	var acc [4]float32
+	c0 := 0 // a multiple of 4, as in expScaledSubWith
+	if vec {
+		c0 = softmaxGradRowVec(s, dp, f, L, D, &acc)
+	}
+	s = s[c0:]
+	dp = dp[c0:][:len(s)]
 	for c, z := range s {
 		a := float64(f*z - L)
 		if a < -708 {
@@ -123,9 +154,9 @@ func softmaxGradRow(s, dp []float32, f, L, D float32) float32 {
 		n := int64(int32(uint32(math.Float64bits(t))))
 		p := float32(q * math.Float64frombits(expTable[n&63]+uint64(n>>6)<<52))
 		dl := p * (dp[c] - D)
-		dc += dl * z
+		acc[c&3] += dl * z
 		s[c] = p
 		dp[c] = dl * f
 	}
-	return dc
+	return (acc[0] + acc[2]) + (acc[1] + acc[3])
 }

@@ -209,12 +209,24 @@ func rotateHead(y, x, c, s []float32, inverse bool) {
 
 // rotateHalf sets y to x (len(c)*2 values) rotated by the angles whose
 // cosines and sines are c and s, or by the transpose when inverse (for a
-// pure rotation, the opposite angles). y may be x.
+// pure rotation, the opposite angles). y may be x. It uses the AVX2 loop
+// where the CPU has it (vec_amd64.go; the same bits).
 func rotateHalf(y, x, c, s []float32, inverse bool) {
+	rotateHalfWith(y, x, c, s, inverse, useVec)
+}
+
+// rotateHalfWith is rotateHalf, with the AVX2 loop when vec (and the
+// architecture has one) and the Go loop alone otherwise.
+func rotateHalfWith(y, x, c, s []float32, inverse, vec bool) {
 	half := len(c)
 	s = s[:half]
 	x1, x2 := x[:half], x[half:][:half]
 	y1, y2 := y[:half], y[half:][:half]
+	if vec {
+		if i := rotateHalfVec(y1, y2, x1, x2, c, s, inverse); i > 0 {
+			c, s, x1, x2, y1, y2 = c[i:], s[i:], x1[i:], x2[i:], y1[i:], y2[i:]
+		}
+	}
 	if inverse {
 		for i, ci := range c {
 			a, b := x1[i], x2[i]
