@@ -363,3 +363,26 @@ func BenchmarkGemmMicroKernel(b *testing.B) {
 		})
 	}
 }
+
+// TestDepthBlock: k up to kc (kcWide for a C of gemmWideC values or more)
+// is one block; larger k is split evenly into the fewest blocks of at most
+// that depth, in multiples of 16.
+func TestDepthBlock(t *testing.T) {
+	kern := &gemmKernel{kc: 256, kcWide: 384}
+	for _, c := range []struct{ k, size, want int }{
+		{1, 1, 1}, {64, 1, 64}, {256, 1, 256}, {384, 1, 192}, {385, 1, 208}, {1376, 1, 240}, {3072, 1, 256},
+		{384, gemmWideC, 384}, {768, 2048 * 50257, 384}, {1024, gemmWideC - 1, 256}, {50257, 512 * 768, 256},
+	} {
+		got := kern.depthBlock(c.k, c.size)
+		if got != c.want {
+			t.Errorf("depthBlock(%d, %d) = %d, want %d", c.k, c.size, got, c.want)
+		}
+		most := kern.kc
+		if c.size >= gemmWideC {
+			most = kern.kcWide
+		}
+		if blocks := (c.k + got - 1) / got; blocks != (c.k+most-1)/most {
+			t.Errorf("depthBlock(%d, %d) = %d: %d blocks, want the fewest", c.k, c.size, got, blocks)
+		}
+	}
+}
