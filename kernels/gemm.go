@@ -12,7 +12,8 @@ import (
 // This file holds the blocked GEMM driver behind gemm (see matmul.go).
 //
 // The algorithm is the classic Goto/BLIS one. For every block of nc columns
-// of C (loop jc) and every block of kc steps of the inner dimension (loop pc),
+// of C (loop jc) and every block of kc steps of the inner dimension (loop pc;
+// kc from depthBlock),
 // op(B)[pc:pc+kc, jc:jc+nc] is packed into nr-column panels (each a run of kc
 // rows of nr contiguous values), meant to stay in L3. Then for every block of
 // mc rows (loop ic), op(A)[ic:ic+mc, pc:pc+kc] is packed into mr-row panels
@@ -43,7 +44,8 @@ import (
 // tiles (28 zmm accumulators; per k step 2 vector loads of B and 14
 // broadcasts of A), with assembly packing (16×16 transpositions in
 // registers) and the dot/axpy kernels; AVX2+FMA, 6×16 tiles (12 ymm
-// accumulators) with Go packing and no dot/axpy kernels. The portable Go
+// accumulators) with assembly packing (8×8 transpositions in registers) and
+// no dot/axpy kernels. The portable Go
 // kernels (2×4 on amd64, 4×4 elsewhere) serve other CPUs and SSMAX_NOASM=1.
 // The kernel is chosen once, at init, with golang.org/x/sys/cpu.
 
