@@ -3,6 +3,7 @@ package kernels
 import (
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,12 +239,22 @@ func gemmWithOp(kern *gemmKernel, transA, transB bool, m, n, k int, a []float32,
 		want = min(want, (n+gemmSkinnyTask(transB)-1)/gemmSkinnyTask(transB))
 	}
 	helpers := gemmAcquireHelpers(want - 1)
-	job.workers = 1 + helpers
 	if job.skinny {
+		job.workers = 1 + helpers
 		job.planSkinny()
 	} else {
+		// Planned and buffered for every worker wanted: helpers that
+		// were busy when the product started join it when they finish
+		// (gemmJoinOpen), so a product started next to another one
+		// does not end on one core while the other idles.
+		job.workers = want
 		job.plan()
 		job.prepare()
+	}
+	job.joined = 1 + helpers
+	open := !job.skinny && job.joined < job.workers
+	if open {
+		gemmOpen(job)
 	}
 	if helpers > 0 {
 		gemmParallelCalls.Add(1)
@@ -253,9 +264,10 @@ func gemmWithOp(kern *gemmKernel, transA, transB bool, m, n, k int, a []float32,
 		}
 	}
 	job.run(0)
-	if helpers > 0 {
-		job.wg.Wait()
+	if open {
+		gemmClose(job)
 	}
+	job.wg.Wait()
 	job.a, job.b, job.bias, job.c = nil, nil, nil, nil
 	job.b16 = nil
 	gemmJobPool.Put(job)
@@ -302,7 +314,8 @@ type gemmJob struct {
 	b16    []uint16
 	bdtype WeightDType
 
-	workers int
+	workers int // worker slots: the task geometry and buffers are for this many
+	joined  int // workers that took a slot so far (under gemmHelpersMu)
 	wg      sync.WaitGroup
 	skinny  bool // few rows: dot or axpy kernels (runSkinny)
 
@@ -967,7 +980,59 @@ func gemmHelper() {
 	for t := range gemmTasks {
 		t.job.run(t.worker)
 		t.job.wg.Done()
+		gemmJoinOpen()
 		gemmIdle <- struct{}{}
+	}
+}
+
+// gemmOpenJobs are the running products with free worker slots (a product
+// that found fewer idle helpers than it wanted), under gemmHelpersMu.
+var gemmOpenJobs []*gemmJob
+
+// gemmLateJoins counts workers that joined a product already running (for
+// tests).
+var gemmLateJoins atomic.Int64
+
+// gemmOpen lists j as accepting workers.
+func gemmOpen(j *gemmJob) {
+	gemmHelpersMu.Lock()
+	gemmOpenJobs = append(gemmOpenJobs, j)
+	gemmHelpersMu.Unlock()
+}
+
+// gemmClose stops j from accepting workers (its first worker ran out of
+// tasks). Workers that joined before are in j.wg, which j's caller waits
+// for next.
+func gemmClose(j *gemmJob) {
+	gemmHelpersMu.Lock()
+	gemmOpenJobs = slices.DeleteFunc(gemmOpenJobs, func(o *gemmJob) bool { return o == j })
+	gemmHelpersMu.Unlock()
+}
+
+// gemmJoinOpen makes the calling helper, just done with its task, a worker
+// of open products until none is left. The tasks are claimed from one
+// counter, so a worker can join at any time: it passes over the phases
+// whose tasks are all claimed and takes the next free task; each tile of C
+// is still computed by one task per depth block, in order, so the result
+// does not depend on how many workers ran.
+func gemmJoinOpen() {
+	for {
+		gemmHelpersMu.Lock()
+		if len(gemmOpenJobs) == 0 {
+			gemmHelpersMu.Unlock()
+			return
+		}
+		j := gemmOpenJobs[0]
+		w := j.joined
+		j.joined++
+		j.wg.Add(1)
+		if j.joined == j.workers {
+			gemmOpenJobs = slices.Delete(gemmOpenJobs, 0, 1)
+		}
+		gemmHelpersMu.Unlock()
+		gemmLateJoins.Add(1)
+		j.run(w)
+		j.wg.Done()
 	}
 }
 

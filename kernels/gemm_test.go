@@ -386,3 +386,75 @@ func TestDepthBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmLateJoin: a product that starts while every helper is busy runs
+// on its own goroutine, and a helper that becomes free joins it
+// (gemmJoinOpen, called here by the test as a helper would); the product
+// is the same, bit for bit, as when it runs with every worker from the
+// start.
+func TestGemmLateJoin(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	const m, k, n = 768, 1024, 1024
+	r := newRand(77)
+	a, b := randn(r, m*k, 1), randn(r, k*n, 1)
+	want := make([]float32, m*n)
+	gemm(false, true, m, n, k, a, b, want, false)
+
+	// Every idle helper taken (earlier tests may have started more than
+	// GOMAXPROCS-1): the product starts alone.
+	gemmAcquireHelpers(runtime.GOMAXPROCS(0) - 1)
+	busy := 0
+	for drained := false; !drained; {
+		select {
+		case <-gemmIdle:
+			busy++
+		default:
+			drained = true
+		}
+	}
+	defer func() {
+		for range busy {
+			gemmIdle <- struct{}{}
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		got := make([]float32, m*n)
+		done := make(chan struct{})
+		go func() {
+			gemm(false, true, m, n, k, a, b, got, false)
+			close(done)
+		}()
+		joins := gemmLateJoins.Load()
+	wait:
+		for {
+			gemmHelpersMu.Lock()
+			open := len(gemmOpenJobs)
+			gemmHelpersMu.Unlock()
+			select {
+			case <-done:
+				break wait
+			default:
+			}
+			if open > 0 {
+				gemmJoinOpen()
+				<-done
+				break
+			}
+			runtime.Gosched()
+		}
+		if gemmLateJoins.Load() == joins {
+			if attempt < 3 {
+				continue // the product finished before the join: try again
+			}
+			t.Fatal("no worker joined the running product")
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("c[%d] = %v with a late worker, %v with both from the start", i, got[i], want[i])
+			}
+		}
+		return
+	}
+}
