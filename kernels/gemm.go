@@ -14,11 +14,11 @@ import (
 //
 // The algorithm is the classic Goto/BLIS one. For every block of nc columns
 // of C (loop jc) and every block of kc steps of the inner dimension (loop pc;
-// kc from depthBlock),
-// op(B)[pc:pc+kc, jc:jc+nc] is packed into nr-column panels (each a run of kc
-// rows of nr contiguous values), meant to stay in L3. Then for every block of
-// mc rows (loop ic), op(A)[ic:ic+mc, pc:pc+kc] is packed into mr-row panels
-// (kc columns of mr contiguous values), meant to stay in L2, and a
+// kc from depthBlock), op(B)[pc:pc+kc, jc:jc+nc] is packed into nr-column
+// panels (each a run of kc rows of nr contiguous values), meant to stay in
+// L3. Then for every block of mc rows (loop ic), op(A)[ic:ic+mc, pc:pc+kc]
+// is packed into mr-row panels (kc columns of mr contiguous values), meant
+// to stay in L2, and a
 // register-blocked micro-kernel computes every mr×nr tile of C from one A
 // panel and one B panel (the B panel stays in L1 while the A panels stream
 // past it). Packing reads the operands with the strides of the requested
@@ -46,8 +46,8 @@ import (
 // broadcasts of A), with assembly packing (16×16 transpositions in
 // registers) and the dot/axpy kernels; AVX2+FMA, 6×16 tiles (12 ymm
 // accumulators) with assembly packing (8×8 transpositions in registers) and
-// no dot/axpy kernels. The portable Go
-// kernels (2×4 on amd64, 4×4 elsewhere) serve other CPUs and SSMAX_NOASM=1.
+// no dot/axpy kernels. The portable Go kernels (2×4 on amd64, 4×4
+// elsewhere) serve other CPUs and SSMAX_NOASM=1.
 // The kernel is chosen once, at init, with golang.org/x/sys/cpu.
 
 // gemmKernel is a register-blocked micro-kernel and the cache blocking that
@@ -120,16 +120,20 @@ var (
 	gemmActive *gemmKernel
 )
 
+// noAsm reports whether SSMAX_NOASM=1 asks for the portable Go code only:
+// the Go GEMM kernel and no assembly element-wise loops (useVec). Read
+// once, at start-up.
+var noAsm = os.Getenv("SSMAX_NOASM") == "1"
+
 func init() {
 	gemmKernels = append(archKernels(), goKernel)
-	gemmActive = selectGemmKernel(os.Getenv("SSMAX_NOASM"))
+	gemmActive = selectGemmKernel(noAsm)
 }
 
-// selectGemmKernel returns the micro-kernel to use given the value of the
-// SSMAX_NOASM environment variable: the portable Go kernel for "1", the
-// fastest available otherwise.
-func selectGemmKernel(noasm string) *gemmKernel {
-	if noasm == "1" {
+// selectGemmKernel returns the micro-kernel to use: the portable Go kernel
+// when noAsm (SSMAX_NOASM=1), the fastest available otherwise.
+func selectGemmKernel(noAsm bool) *gemmKernel {
+	if noAsm {
 		return goKernel
 	}
 	return gemmKernels[0]

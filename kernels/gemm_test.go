@@ -185,10 +185,10 @@ func TestGemmKernelsAvailable(t *testing.T) {
 
 // TestGemmSelect checks the SSMAX_NOASM switch.
 func TestGemmSelect(t *testing.T) {
-	if k := selectGemmKernel("1"); k != goKernel {
+	if k := selectGemmKernel(true); k != goKernel {
 		t.Errorf("SSMAX_NOASM=1 selects %s", k.name)
 	}
-	if k := selectGemmKernel(""); k != gemmKernels[0] {
+	if k := selectGemmKernel(false); k != gemmKernels[0] {
 		t.Errorf("default selects %s, want %s", k.name, gemmKernels[0].name)
 	}
 }

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"os"
 
 	"golang.org/x/sys/cpu"
 )
@@ -37,7 +36,7 @@ import (
 // useVec reports whether the AVX2 loops are used, decided once from the
 // CPU's features (the 256-bit integer ops and VINSERTI128 need AVX2); off
 // under SSMAX_NOASM=1, as the assembly GEMM kernels are.
-var useVec = cpu.X86.HasAVX2 && os.Getenv("SSMAX_NOASM") != "1"
+var useVec = cpu.X86.HasAVX2 && !noAsm
 
 // vecExpConsts holds fexp's constants for vec_amd64.s, each in four lanes
 // (the offsets C_* there): the same Go constant expressions as fexp's, so
