@@ -18,10 +18,9 @@ import (
 // panels (each a run of kc rows of nr contiguous values), meant to stay in
 // L3. Then for every block of mc rows (loop ic), op(A)[ic:ic+mc, pc:pc+kc]
 // is packed into mr-row panels (kc columns of mr contiguous values), meant
-// to stay in L2, and a
-// register-blocked micro-kernel computes every mr×nr tile of C from one A
-// panel and one B panel (the B panel stays in L1 while the A panels stream
-// past it). Packing reads the operands with the strides of the requested
+// to stay in L2, and a register-blocked micro-kernel computes every mr×nr
+// tile of C from one A panel and one B panel (the B panel stays in L1 while
+// the A panels stream past it). Packing reads the operands with the strides of the requested
 // transpositions, so all four variants reach the same micro-kernel.
 //
 // Panels are padded with zeros to whole tiles; tiles that stick out of C are
