@@ -7,6 +7,11 @@
 # and prints one row per shape (m x k x n) and transposition, with the best
 # GFLOP/s of COUNT runs of each, and the ratios.
 #
+# Then, with OpenBLAS, the paired benchmark (BenchmarkGemmPaired: ours and
+# OpenBLAS alternating on the same operands, PAIRS calls each, default 6;
+# PAIRS=0 skips it) prints the median per-pair ratio per shape: drift of a
+# shared VM's speed hits both alike there, so it is the figure to compare.
+#
 # Environment: COUNT (default 3), BENCHTIME (go test -benchtime, default 1s),
 # VARIANTS (regexp over NN|NT|TN, default all), SLOW=1 to include the legacy
 # path on the 50257-column shape (tens of seconds per product), RAW=file to
@@ -88,3 +93,20 @@ END {
 	print "otherwise idle cores (robust to other processes sharing the machine; spinning counts as busy)."
 }' "$RAW"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ ${#tags[@]} -gt 0 ] && [ "${PAIRS:-6}" != 0 ]; then
+	echo "go test ${tags[*]} -run '^\$' -bench 'GemmPaired/.*/($VARIANTS)\$' -benchtime ${PAIRS:-6}x ./kernels" >&2
+	env "${unset_env[@]}" go test "${tags[@]}" -run '^$' -bench "GemmPaired/.*/($VARIANTS)\$" -benchtime "${PAIRS:-6}x" ./kernels |
+		tee -a "$RAW" | awk '
+/^BenchmarkGemmPaired/ {
+	name = $1; sub(/-[0-9]+$/, "", name); split(name, p, "/")
+	for (i = 2; i < NF; i++) {
+		if ($(i+1) == "ours-GFLOP/cpu-s*P") o = $i
+		if ($(i+1) == "openblas-GFLOP/cpu-s*P") b = $i
+		if ($(i+1) == "ours/openblas") r = $i
+	}
+	if (!hdr++) printf "%-16s %-3s | %7s %8s %8s   (paired: medians over %s alternating calls)\n", "m x k x n", "op", "ours*", "openblas*", "ratio", pairs
+	printf "%-16s %-3s | %7.1f %8.1f %7.2fx\n", p[2], p[3], o, b, r
+}' pairs="${PAIRS:-6}"
+	echo "load average after the paired runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi

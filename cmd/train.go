@@ -47,6 +47,8 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(&c.MixRetrieval, "mix-retrieval", 0, "fraction of training sequences replaced by synthetic key-value retrieval documents (0: none)")
 	f.Uint64Var(&c.Seed, "seed", d.Seed, "seed of the data order (and of the initial weights when pretraining)")
 	f.IntVar(&c.RetrievalTask.KeyLen, "retrieval-key-len", 0, "letters per key of the retrieval documents (default 3)")
+	f.IntVar(&c.RetrievalTask.ValueLen, "retrieval-value-len", 0, "digits per value of the retrieval documents (default 4)")
+	f.Float64Var(&c.RetrievalTask.QueryRate, "retrieval-query-rate", 0, "fraction of a retrieval document's lines that are queries (default 0.5)")
 	f.Float64Var(&c.RetrievalTask.Interleave, "retrieval-interleave", 0, "fraction of retrieval documents that interleave queries with records (default 0: queries after the records)")
 	f.Float64Var(&c.RetrievalTask.Ordered, "retrieval-ordered", 0, "fraction of retrieval documents whose queries follow the records' order (a copying curriculum; default 0)")
 	f.IntVar(&c.RetrievalMinDoc, "retrieval-min-doc", 0, "shortest retrieval document packed into a mixed sequence, in tokens (default 32)")

@@ -438,9 +438,11 @@ const gemmWideC = 1 << 24
 // evenly into the fewest blocks of at most that depth, rounded up to a
 // multiple of 16 (the assembly packing's step). Even blocks avoid a thin
 // last block (k = 384 with kc = 256 would be 256 + 128). On the LM head's
-// products (2048×768×50257: C is 412 MB), depth blocks of 384 instead of
-// 256 (two passes over C instead of three) measured 6-10% faster on an
-// AVX2 EPYC; on products with a smaller C they were not faster.
+// products (2048×768×50257: C is 412 MB, far beyond the caches) every depth
+// block is one more read and write of C in memory: on an AVX2 EPYC, blocks
+// of 384 were 6-10% faster than 256, and one block of 768 (one pass over C)
+// another 4-13% faster than 384 (BenchmarkGemmPaired, ours and OpenBLAS
+// alternating); on products with a smaller C deeper blocks were not faster.
 func (kern *gemmKernel) depthBlock(k, size int) int {
 	most := kern.kc
 	if kern.kcWide > 0 && size >= gemmWideC {

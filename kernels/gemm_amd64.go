@@ -45,7 +45,7 @@ var (
 	avx512Kernel = &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: 168, kc: 192, nc: 4096, fn: gemmKernelAVX512,
 		packAT: gemmPackA14AVX512, packBT: gemmPackB32AVX512, packAN: gemmPackCopy14AVX512, packBN: gemmPackCopy32AVX512,
 		dot: gemmDot4x4AVX512, axpy: gemmAxpy4x64AVX512}
-	avx2Kernel = &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, kcWide: 384, nc: 4096, fn: gemmKernelAVX2,
+	avx2Kernel = &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, kcWide: 768, nc: 4096, fn: gemmKernelAVX2,
 		packAT: gemmPackA6AVX2, packBT: gemmPackB16AVX2, packAN: gemmPackCopy6AVX2, packBN: gemmPackCopy16AVX2}
 )
 
