@@ -9,6 +9,7 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/optimizers/adam"
+	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 	"github.com/ssmax/ssmax/safetensors"
 )
@@ -241,43 +242,19 @@ func adamState(p *model.Param) (*adam.State, error) {
 
 // fusedAdam is spago's Adam(W) OptimizeParams for one run of values, with
 // the gradient scaled by factor first (as scaleAndClip's in-place scaling
-// did). It performs spago's float32 operations in the same order, each
-// rounded, so the result is bit for bit that of
-//
-//	g *= factor
-//	v = v·β1 + g·(1−β1)
-//	m = m·β2 + (g·g)·(1−β2)
-//	d = v / (√m + ε)            (+ w·λ for AdamW, λ != 0)
-//	w = w − d·α
-//
-// with the constants rounded to float32 as spago's matfuncs do. It reports
-// whether every updated weight is finite.
+// did). kernels.AdamW.Step performs spago's float32 operations in the same
+// order, each rounded, with the constants rounded to float32 as spago's
+// matfuncs do, so the result is bit for bit spago's (AVX2 eight values at a
+// time). It reports whether every updated weight is finite.
 func fusedAdam(a *adam.Adam, w, g, v, m []float32, factor float32) (finite bool) {
-	b1, ob1 := float32(a.Beta1), float32(1.0-a.Beta1)
-	b2, ob2 := float32(a.Beta2), float32(1.0-a.Beta2)
-	eps, alpha, lambda := float32(a.Epsilon), float32(a.Alpha), float32(a.Lambda)
-	decay := a.Lambda != 0.0
-	g, v, m = g[:len(w)], v[:len(w)], m[:len(w)]
-	nonFinite := 0
-	for i, wi := range w {
-		gi := g[i]
-		if factor != 1 {
-			gi = float32(gi * factor)
-		}
-		vi := float32(v[i]*b1) + float32(gi*ob1)
-		mi := float32(m[i]*b2) + float32(float32(gi*gi)*ob2)
-		d := vi / (float32(math.Sqrt(float64(mi))) + eps)
-		if decay {
-			d = d + float32(wi*lambda)
-		}
-		nw := wi - float32(d*alpha)
-		w[i] = nw
-		v[i], m[i] = vi, mi
-		if math.Float32bits(nw)&0x7f800000 == 0x7f800000 { // all exponent bits set: Inf or NaN
-			nonFinite++
-		}
+	k := kernels.AdamW{
+		Factor: factor,
+		Beta1:  float32(a.Beta1), OneMinusBeta1: float32(1.0 - a.Beta1),
+		Beta2: float32(a.Beta2), OneMinusBeta2: float32(1.0 - a.Beta2),
+		Eps: float32(a.Epsilon), Alpha: float32(a.Alpha), Lambda: float32(a.Lambda),
+		Decay: a.Lambda != 0.0,
 	}
-	return nonFinite == 0
+	return k.Step(w, g, v, m)
 }
 
 // stateTensors returns the moments of every parameter as F32 tensors named

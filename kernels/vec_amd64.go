@@ -156,3 +156,27 @@ func rotateHalfVec(y1, y2, x1, x2, c, s []float32, inverse bool) int {
 	}
 	return n
 }
+
+// adamWAVX2 is AdamW.Step's loop over n values (a multiple of 8), with the
+// constants c = [Factor, β1, 1−β1, β2, 1−β2, ε, α, λ]; decay != 0 adds the
+// weight decay. It returns 1 if every updated weight is finite, else 0.
+//
+//go:noescape
+func adamWAVX2(w, grad, v, m *float32, n int, c *[8]float32, decay int) (finite int)
+
+// adamWVec runs adamWAVX2 over the longest prefix of w with a multiple of
+// 8 values (g, v and m as long as w) and returns its length and whether
+// the weights it updated are finite.
+func adamWVec(a *AdamW, w, g, v, m []float32) (done int, finite bool) {
+	n := len(w) &^ 7
+	if n == 0 {
+		return 0, true
+	}
+	c := [8]float32{a.Factor, a.Beta1, a.OneMinusBeta1, a.Beta2, a.OneMinusBeta2, a.Eps, a.Alpha, a.Lambda}
+	decay := 0
+	if a.Decay {
+		decay = 1
+	}
+	g, v, m = g[:n], v[:n], m[:n]
+	return n, adamWAVX2(&w[0], &g[0], &v[0], &m[0], n, &c, decay) != 0
+}

@@ -273,3 +273,73 @@ rvloop:
 rvdone:
 	VZEROUPPER
 	RET
+
+// func adamWAVX2(w, grad, v, m *float32, n int, c *[8]float32, decay int) (finite int)
+// Every product and sum is one rounded float32 operation, in AdamW.stepGo's
+// order (no FMA). Y15 ORs the lanes whose new weight has all exponent bits
+// set (Inf or NaN).
+TEXT ·adamWAVX2(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ v+16(FP), R8
+	MOVQ m+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ c+40(FP), AX
+	MOVQ decay+48(FP), DX
+	VBROADCASTSS 0(AX), Y0  // factor
+	VBROADCASTSS 4(AX), Y1  // β1
+	VBROADCASTSS 8(AX), Y2  // 1−β1
+	VBROADCASTSS 12(AX), Y3 // β2
+	VBROADCASTSS 16(AX), Y4 // 1−β2
+	VBROADCASTSS 20(AX), Y5 // ε
+	VBROADCASTSS 24(AX), Y6 // α
+	VBROADCASTSS 28(AX), Y7 // λ
+	MOVL $0x7f800000, BX
+	MOVL BX, X8
+	VPBROADCASTD X8, Y8     // exponent mask
+	VPXOR Y15, Y15, Y15
+	XORQ R10, R10
+
+adamLoop:
+	CMPQ R10, CX
+	JGE adamDone
+	VMOVUPS (SI)(R10*4), Y9
+	VMULPS Y0, Y9, Y9       // g·factor
+	VMOVUPS (R8)(R10*4), Y10
+	VMULPS Y1, Y10, Y10     // v·β1
+	VMULPS Y2, Y9, Y11      // g·(1−β1)
+	VADDPS Y11, Y10, Y10    // v
+	VMOVUPS (R9)(R10*4), Y12
+	VMULPS Y3, Y12, Y12     // m·β2
+	VMULPS Y9, Y9, Y13      // g·g
+	VMULPS Y4, Y13, Y13     // ·(1−β2)
+	VADDPS Y13, Y12, Y12    // m
+	VSQRTPS Y12, Y13
+	VADDPS Y5, Y13, Y13     // √m + ε
+	VDIVPS Y13, Y10, Y13    // d = v / (√m + ε)
+	VMOVUPS (DI)(R10*4), Y14
+	TESTQ DX, DX
+	JEQ adamNoDecay
+	VMULPS Y7, Y14, Y11     // w·λ
+	VADDPS Y11, Y13, Y13    // d + w·λ
+
+adamNoDecay:
+	VMULPS Y6, Y13, Y13     // d·α
+	VSUBPS Y13, Y14, Y14    // w − d·α
+	VMOVUPS Y14, (DI)(R10*4)
+	VMOVUPS Y10, (R8)(R10*4)
+	VMOVUPS Y12, (R9)(R10*4)
+	VANDPS Y8, Y14, Y11
+	VPCMPEQD Y8, Y11, Y11
+	VPOR Y11, Y15, Y15
+	ADDQ $8, R10
+	JMP adamLoop
+
+adamDone:
+	MOVQ $1, AX
+	XORQ BX, BX
+	VPTEST Y15, Y15
+	CMOVQNE BX, AX
+	MOVQ AX, finite+56(FP)
+	VZEROUPPER
+	RET

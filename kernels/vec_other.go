@@ -13,3 +13,4 @@ func expScaledSubVec(y, x []float32, f, m float32, acc *[4]float64) int       { 
 func softmaxGradRowVec(s, dp []float32, f, L, D float32, acc *[4]float32) int { return 0 }
 func sigmoidWeightedRowsVec(y, s, x []float32, k, c float64) int              { return 0 }
 func rotateHalfVec(y1, y2, x1, x2, c, s []float32, inverse bool) int          { return 0 }
+func adamWVec(a *AdamW, w, g, v, m []float32) (int, bool)                     { return 0, true }
