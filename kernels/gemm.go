@@ -20,8 +20,9 @@ import (
 // is packed into mr-row panels (kc columns of mr contiguous values), meant
 // to stay in L2, and a register-blocked micro-kernel computes every mr×nr
 // tile of C from one A panel and one B panel (the B panel stays in L1 while
-// the A panels stream past it). Packing reads the operands with the strides of the requested
-// transpositions, so all four variants reach the same micro-kernel.
+// the A panels stream past it). Packing reads the operands with the strides
+// of the requested transpositions, so all four variants reach the same
+// micro-kernel.
 //
 // Panels are padded with zeros to whole tiles; tiles that stick out of C are
 // computed into a scratch tile and merged by Go code. The first kc block

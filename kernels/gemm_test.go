@@ -404,8 +404,7 @@ func TestGemmLateJoin(t *testing.T) {
 
 	// Every idle helper taken (earlier tests may have started more than
 	// GOMAXPROCS-1): the product starts alone.
-	gemmAcquireHelpers(runtime.GOMAXPROCS(0) - 1)
-	busy := 0
+	busy := gemmAcquireHelpers(runtime.GOMAXPROCS(0) - 1)
 	for drained := false; !drained; {
 		select {
 		case <-gemmIdle:
