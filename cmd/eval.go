@@ -259,10 +259,11 @@ prompts. Lengths beyond a model's learned positions are n/a.`,
 	registerCheckpointFlags(fs, &o.Checkpoints, &out)
 	fs.IntSliceVar(&o.Lengths, "lengths", []int{256, 512, 1024, 2048, 4096}, "prompt lengths in tokens")
 	fs.Float64SliceVar(&o.Depths, "depths", []float64{0, 0.25, 0.5, 0.75, 1}, "target depths: 0 first filler line, 1 last")
-	fs.IntVar(&o.Trials, "trials", 8, "prompts per length (each holds one query per depth)")
+	fs.IntVar(&o.Trials, "trials", 8, "prompts per length (each holds one query per depth; with --passkey, one prompt per depth)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the prompts (the same for every model)")
 	fs.BoolVar(&o.Attention, "attention", false, "also measure the attention each head puts on the target record when the value's first token is predicted")
 	fs.IntVar(&o.Task.KeyLen, "key-len", 0, "letters per key (default 3, as training)")
 	fs.IntVar(&o.Task.ValueLen, "value-len", 0, "digits per value (default 4, as training)")
+	fs.BoolVar(&o.Task.Passkey, "passkey", false, "passkey prompts (filler words with one record, one prompt per depth), as training with --retrieval-passkey")
 	return c
 }

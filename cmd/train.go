@@ -51,6 +51,7 @@ func trainFlags(f *pflag.FlagSet, c *finetune.Config, s, b *float64) {
 	f.Float64Var(&c.RetrievalTask.QueryRate, "retrieval-query-rate", 0, "fraction of a retrieval document's lines that are queries (default 0.5)")
 	f.Float64Var(&c.RetrievalTask.Interleave, "retrieval-interleave", 0, "fraction of retrieval documents that interleave queries with records (default 0: queries after the records)")
 	f.Float64Var(&c.RetrievalTask.Ordered, "retrieval-ordered", 0, "fraction of retrieval documents whose queries follow the records' order (a copying curriculum; default 0)")
+	f.BoolVar(&c.RetrievalTask.Passkey, "retrieval-passkey", false, "retrieval documents are passkeys: filler words holding one record, queried at the end (learnt in minutes; the key-value records need an induction circuit)")
 	f.IntVar(&c.RetrievalMinDoc, "retrieval-min-doc", 0, "shortest retrieval document packed into a mixed sequence, in tokens (default 32)")
 	f.Uint64Var(&c.SplitSeed, "split-seed", 0, "seed of the validation split (default: --seed), to hold out the same documents across seeds")
 	f.IntVar(&c.EvalEvery, "eval-every", d.EvalEvery, "validation loss every N steps (0: only at the end)")

@@ -205,7 +205,7 @@ func (r *RetrievalResult) describe(label, path string, scale float64) {
 // KeyRetrieval runs the key-retrieval test (package retrieval) on one
 // model. For every length and trial it builds a prompt (retrieval.NewPrompt:
 // records and queries with a target record at each depth, then a query for
-// each target) and feeds it to a new session: the text up to the first
+// each target; for a passkey task one prompt per depth) and feeds it to a new session: the text up to the first
 // final query's value in one call, then each value followed by the text up
 // to the next value. A query is correct when the greedy token at every
 // value position is the value's token: greedy decoding through the cache
@@ -252,30 +252,32 @@ func KeyRetrieval(ctx context.Context, newSession func() Session, vocab int, tok
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			p, err := retrieval.NewPrompt(retrieval.PromptSeed(opts.Seed, L, tr), tok, task, L, opts.Depths)
+			prompts, err := trialPrompts(opts.Seed, tok, task, L, tr, opts.Depths)
 			if err != nil {
 				return nil, err
 			}
-			answers, err := answerPrompt(newSession(), vocab, p, opts.Attention)
-			if err != nil {
-				return nil, fmt.Errorf("length %d: %w", L, err)
-			}
 			row := &res.ByLength[i]
-			row.PromptTokens += float64(len(p.IDs)) / float64(opts.Trials)
-			for _, a := range answers {
-				q := p.Queries[a.query]
-				if a.attention != nil {
-					if row.Attention == nil {
-						row.Attention = &KeyAttention{}
-					}
-					row.Attention.add(a.attention, q.Record, q.RecordEnd, q.AnswerStart)
+			for _, p := range prompts {
+				answers, err := answerPrompt(newSession(), vocab, p, opts.Attention)
+				if err != nil {
+					return nil, fmt.Errorf("length %d: %w", L, err)
 				}
-				j := depthIndex(opts.Depths, q.Depth)
-				cell := &res.Cells[i][j]
-				cell.add(a.correct, a.nll)
-				row.add(a.correct, a.nll)
-				cell.Results = append(cell.Results, RetrievalTrial{Key: q.Key, Value: q.Value, Output: tok.Decode(a.output),
-					Correct: a.correct, Depth: q.ActualDepth, Distance: q.AnswerStart - q.Record})
+				row.PromptTokens += float64(len(p.IDs)) / float64(opts.Trials*len(prompts))
+				for _, a := range answers {
+					q := p.Queries[a.query]
+					if a.attention != nil {
+						if row.Attention == nil {
+							row.Attention = &KeyAttention{}
+						}
+						row.Attention.add(a.attention, q.Record, q.RecordEnd, q.AnswerStart)
+					}
+					j := depthIndex(opts.Depths, q.Depth)
+					cell := &res.Cells[i][j]
+					cell.add(a.correct, a.nll)
+					row.add(a.correct, a.nll)
+					cell.Results = append(cell.Results, RetrievalTrial{Key: q.Key, Value: q.Value, Output: tok.Decode(a.output),
+						Correct: a.correct, Depth: q.ActualDepth, Distance: q.AnswerStart - q.Record})
+				}
 			}
 			done++
 			if opts.Progress != nil {
@@ -284,6 +286,28 @@ func KeyRetrieval(ctx context.Context, newSession func() Session, vocab int, tok
 		}
 	}
 	return res, nil
+}
+
+// trialPrompts are the prompts of one trial at length L: one holding a
+// target at every depth, or for a passkey task (one record per prompt) one
+// per depth, each from its own generator.
+func trialPrompts(seed uint64, tok data.Tokenizer, task retrieval.Task, L, trial int, depths []float64) ([]*retrieval.Prompt, error) {
+	if !task.Passkey {
+		p, err := retrieval.NewPrompt(retrieval.PromptSeed(seed, L, trial), tok, task, L, depths)
+		if err != nil {
+			return nil, err
+		}
+		return []*retrieval.Prompt{p}, nil
+	}
+	prompts := make([]*retrieval.Prompt, len(depths))
+	for j, d := range depths {
+		p, err := retrieval.NewPrompt(retrieval.PromptSeed(seed, L, trial*len(depths)+j), tok, task, L, []float64{d})
+		if err != nil {
+			return nil, err
+		}
+		prompts[j] = p
+	}
+	return prompts, nil
 }
 
 // depthIndex is the index of depth d in depths (the first equal one).

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ssmax/ssmax/data"
+	"github.com/ssmax/ssmax/retrieval"
 )
 
 // stubSession is a byte-level "model" whose next-token guess is a
@@ -177,5 +178,56 @@ func TestRetrievalModel(t *testing.T) {
 	WriteRetrievalTable(&table, res.Models)
 	if !strings.Contains(table.String(), "key attention") {
 		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+// passkeyGuess is what a model that retrieves a passkey predicts: after
+// the query mark, the document's first digit (shifted by shift); after
+// that, a newline; elsewhere 'x'.
+func passkeyGuess(shift byte) func([]byte) byte {
+	return func(text []byte) byte {
+		if text[len(text)-1] != '?' {
+			return map[bool]byte{true: '\n', false: 'x'}[len(text) > 1 && text[len(text)-2] == '?']
+		}
+		i := bytes.IndexAny(text, "0123456789")
+		if i < 0 {
+			return 'x'
+		}
+		return '0' + (text[i]-'0'+shift)%10
+	}
+}
+
+// TestPasskeyRetrievalScores runs the evaluation on passkey prompts: one
+// prompt per depth, and a model that copies the passkey scores 100%, one
+// that copies a wrong digit 0%.
+func TestPasskeyRetrievalScores(t *testing.T) {
+	tok := data.NewByteTokenizer(256)
+	opts := KeyRetrievalOptions{Lengths: []int{64, 1024}, Depths: []float64{0, 0.5, 1}, Trials: 2, Seed: 1,
+		Task: retrieval.Task{KeyLen: 3, ValueLen: 1, Passkey: true}}
+	for _, c := range []struct {
+		shift byte
+		want  int
+	}{{0, 6}, {3, 0}} {
+		sessions := 0
+		res, err := KeyRetrieval(context.Background(), func() Session {
+			sessions++
+			return &stubSession{guess: passkeyGuess(c.shift)}
+		}, 257, tok, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sessions != 2*2*3 {
+			t.Fatalf("%d sessions for 12 passkey prompts (one per length, trial and depth)", sessions)
+		}
+		for i, row := range res.ByLength {
+			if row.Correct != c.want || row.Trials != 6 || row.PromptTokens > float64(row.Length) || row.PromptTokens < float64(row.Length)-12 {
+				t.Errorf("shift %d, length %d: %d of %d correct, %.0f tokens per prompt", c.shift, row.Length, row.Correct, row.Trials, row.PromptTokens)
+			}
+			for _, cell := range res.Cells[i] {
+				if cell.Trials != 2 || cell.Correct != c.want/3 {
+					t.Errorf("shift %d, cell %d/%v: %d of %d", c.shift, cell.Length, cell.Depth, cell.Correct, cell.Trials)
+				}
+			}
+		}
 	}
 }

@@ -27,6 +27,19 @@
 // order; evaluation prompts (NewPrompt) are the same kind of text with
 // target records placed at given depths among the records and a query for
 // each target.
+//
+// A passkey task (Task.Passkey) is the needle in a haystack instead: lines
+// of filler words with one record among them, then its query:
+//
+//	house point page letter mother
+//	kqz7
+//	answer found study still learn should world
+//	?7
+//
+// The value holds the document's only digits, so one attention layer that
+// looks from the query mark for digits retrieves it: small models learn it
+// in minutes, while records of many keys need an induction circuit that
+// forms only after millions of tokens.
 package retrieval
 
 import (
@@ -62,6 +75,17 @@ type Task struct {
 	// look-ups in random order then build. Evaluation prompts are never
 	// ordered.
 	Ordered float64 `json:"ordered,omitempty"`
+	// Passkey makes every document a haystack instead: lines of filler
+	// words (Words: no digits) holding one record, and at the end the
+	// query for it, the mark alone ("?"), then the value. The value's
+	// digits are the only digits of the document, so a single attention
+	// layer that looks for digits from the mark retrieves it, without the induction circuit that records of
+	// many keys need: the needle-in-a-haystack test at its simplest, which
+	// small models learn in minutes, and the one where softmax's fading
+	// attention matters most (one needle among n filler tokens). QueryRate,
+	// Interleave and Ordered do not apply; evaluation prompts hold one
+	// record (one depth) each.
+	Passkey bool `json:"passkey,omitempty"`
 }
 
 // Default is the task used unless told otherwise: 3-letter keys, 4-digit
@@ -106,6 +130,9 @@ func (t Task) Check() error {
 
 // String is a short description, e.g. "3-letter keys, 4-digit values, 50% queries".
 func (t Task) String() string {
+	if t.Passkey {
+		return fmt.Sprintf("passkey: a %d-letter key with a %d-digit value among filler words", t.KeyLen, t.ValueLen)
+	}
 	return fmt.Sprintf("%d-letter keys, %d-digit values, %.0f%% queries", t.KeyLen, t.ValueLen, 100*t.QueryRate)
 }
 
@@ -252,7 +279,9 @@ type Doc struct {
 // (t.QueryRate of the lines), like a prompt that states facts and then
 // asks for them: each query asks for an earlier record, every record once
 // in random order before any is asked again, so the distance from a query
-// back to its record spans the whole document.
+// back to its record spans the whole document. A passkey document is
+// filler lines with its record at a random depth, ending with the query,
+// its value and a newline (cut at n tokens when n cannot hold them).
 func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	t = t.WithDefaults()
 	if err := t.Check(); err != nil {
@@ -260,6 +289,9 @@ func Generate(rng *rand.Rand, tok data.Tokenizer, t Task, n int) (*Doc, error) {
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("retrieval: document of %d tokens", n)
+	}
+	if t.Passkey {
+		return generatePasskey(rng, tok, t, n)
 	}
 	e := newEncoder(tok)
 	d := &Doc{IDs: append(make([]int, 0, n+16), prefix(tok)...)}
@@ -376,6 +408,8 @@ func (l line) text() string { return RecordLine(l.key, l.val) }
 // records: 0 the first line, 1 the last before the queries), drawn with
 // rng. Keys are distinct, so each query can only be answered from its
 // target record.
+// A passkey prompt takes one depth: filler lines with
+// the record among them, then its query.
 func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []float64) (*Prompt, error) {
 	t = t.WithDefaults()
 	if err := t.Check(); err != nil {
@@ -390,6 +424,16 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 		}
 	}
 	e := newEncoder(tok)
+	if t.Passkey {
+		if len(depths) != 1 {
+			return nil, fmt.Errorf("retrieval: a passkey prompt holds one record, not %d depths", len(depths))
+		}
+		p := newPasskeyPrompt(rng, tok, e, t, length, depths[0])
+		if len(p.IDs) > length {
+			return nil, fmt.Errorf("retrieval: length %d is too short for a passkey record and its query", length)
+		}
+		return p, nil
+	}
 	ks := &keys{t: t, rng: rng, used: map[string]bool{}}
 	pre := prefix(tok)
 	targets := make([]line, len(depths))

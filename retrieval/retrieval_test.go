@@ -251,3 +251,88 @@ func TestGenerateOrdered(t *testing.T) {
 		t.Error("ordered 2 accepted")
 	}
 }
+
+// TestPasskey checks passkey documents and prompts: the record's digits are
+// the only digits, the document ends with its query and value, the answer
+// flags mark exactly the value, and the record lands at the depth asked.
+func TestPasskey(t *testing.T) {
+	tok := data.NewByteTokenizer(256)
+	task := Task{KeyLen: 3, ValueLen: 1, Passkey: true}
+	check := func(name string, ids []int, answer []bool) (key, val string) {
+		t.Helper()
+		text := tok.Decode(ids)
+		lines := parseLines(t, text)
+		last := lines[len(lines)-1]
+		if !strings.HasPrefix(last, Mark) {
+			t.Fatalf("%s: last line %q is not a query", name, last)
+		}
+		val = last[len(Mark):]
+		body := "\n" + strings.Join(lines[:len(lines)-1], "\n") + "\n" // the lines before the query
+		for _, l := range lines[:len(lines)-1] {
+			if strings.HasSuffix(l, val) && len(l) == task.KeyLen+len(val) {
+				key = l[:task.KeyLen]
+			}
+		}
+		if strings.Count(body, "\n"+RecordLine(key, val)) != 1 {
+			t.Fatalf("%s: record %q is not a line of %q", name, RecordLine(key, val), text)
+		}
+		digits := strings.Count(text, val) // the value digit, once in the record and once in the answer
+		if strings.IndexFunc(strings.ReplaceAll(text, val, ""), func(r rune) bool { return r >= '0' && r <= '9' }) >= 0 || digits != 2 {
+			t.Fatalf("%s: digits outside the record and answer in %q", name, text)
+		}
+		if answer != nil {
+			for i, a := range answer {
+				if want := i == len(ids)-2; a != want {
+					t.Fatalf("%s: answer flag %d is %v", name, i, a)
+				}
+			}
+		}
+		return key, val
+	}
+	for _, n := range []int{16, 33, 257, 1025} {
+		for seed := uint64(0); seed < 20; seed++ {
+			d, err := Generate(DocSeed(seed, int64(n)), tok, task, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.IDs) != n || len(d.Answer) != n {
+				t.Fatalf("n %d: %d ids, %d answer flags", n, len(d.IDs), len(d.Answer))
+			}
+			if d.Text != tok.Decode(d.IDs) {
+				t.Fatalf("n %d: text %q is not the ids' %q", n, d.Text, tok.Decode(d.IDs))
+			}
+			check("document", d.IDs, d.Answer)
+		}
+	}
+	// A document too short for its record and query is cut.
+	if d, err := Generate(DocSeed(1, 1), tok, task, 5); err != nil || len(d.IDs) != 5 {
+		t.Fatalf("5-token passkey document: %v", err)
+	}
+	for _, L := range []int{64, 256, 4096} {
+		for _, depth := range []float64{0, 0.5, 1} {
+			p, err := NewPrompt(PromptSeed(3, L, 0), tok, task, L, []float64{depth})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.IDs) > L || len(p.IDs) < L-12 { // less than a word and a newline short
+				t.Fatalf("length %d: prompt of %d tokens", L, len(p.IDs))
+			}
+			key, val := check("prompt", p.IDs, nil)
+			q := p.Queries[0]
+			if q.Key != key || q.Value != val || tok.Decode(p.IDs[q.Record:q.RecordEnd]) != RecordLine(key, val) ||
+				tok.Decode(p.IDs[q.AnswerStart:q.AnswerEnd]) != val || tok.Decode(p.IDs[q.Start:q.AnswerStart]) != Mark {
+				t.Fatalf("length %d: offsets of %+v do not point at the record and the query", L, q)
+			}
+			tol := 0.5/float64(p.FillerLines-1) + 1e-9 // half a line
+			if d := q.ActualDepth - depth; d > tol || d < -tol || (depth == 0 && q.Record != 0) || (depth == 1 && q.RecordEnd != q.Start) {
+				t.Fatalf("length %d: depth %v landed at %v (record at %d, query at %d)", L, depth, q.ActualDepth, q.Record, q.Start)
+			}
+		}
+	}
+	if _, err := NewPrompt(PromptSeed(1, 100, 0), tok, task, 100, []float64{0, 1}); err == nil {
+		t.Error("a passkey prompt with two depths was accepted")
+	}
+	if _, err := NewPrompt(PromptSeed(1, 6, 0), tok, task, 6, []float64{0}); err == nil {
+		t.Error("a passkey prompt too short for its record was accepted")
+	}
+}

@@ -11,8 +11,9 @@
 # remaining steps; (f) (a)'s run from that step on with every layer switched
 # to SSMax (it resumes (a)'s checkpoint: up to the switch the two runs are the
 # same computation). Same tokens and steps for all (configs/experiments/).
-# Every run mixes the same fraction of synthetic key-value retrieval
-# documents (package retrieval) into the Go source tree. Then, per seed: the
+# Every run mixes the same fraction of synthetic retrieval documents
+# (package retrieval; the configs choose passkeys: one record among filler
+# words, asked for at the end) into the Go source tree. Then, per seed: the
 # conversion initialisations compared (zero-shot and after an s-only
 # fine-tune), loss against context length (RoPE theta x50, as the paper; and
 # as trained), key retrieval with the attention on the key, and
@@ -96,8 +97,12 @@ else
   e_scale=()
   inits_steps=$(key s-only-steps e-convert-finetune); calib_tokens=16384; calib_steps=40
   lengths=256,512,1024,2048,4096; samples=16
-  r_lengths=256,512,1024,2048,4096; depths=0,0.25,0.5,0.75,1; trials=8
+  r_lengths=256,512,1024,2048,4096; depths=0,0.5,1; trials=6
 fi
+# The retrieval evaluation asks what training taught (configs a-softmax's task).
+r_task=()
+[ "$(key retrieval-passkey a-softmax)" = true ] && r_task+=(--passkey)
+for k in key-len value-len; do v=$(key retrieval-$k a-softmax); [ -n "$v" ] && r_task+=(--$k "$v"); done
 e_from=$(key pretrain-steps e-convert-finetune)
 [ $quick = 1 ] && e_from=$switch_at
 [ "$e_from" = "$switch_at" ] || { echo "reproduce: (e) converts at step $e_from, (f) switches at $switch_at: they must share (a)'s checkpoint" >&2; exit 1; }
@@ -184,8 +189,9 @@ run_seed() {
   evaluate length length.json length --data "$tokens" --seed 1 --lengths "$lengths" --samples "$samples" --rope-theta-scale 50
   evaluate length-theta1 length.json length --data "$tokens" --seed 1 --lengths "$lengths" --samples "$samples"
   evaluate retrieval retrieval.json retrieval --lengths "$r_lengths" --depths "$depths" --trials "$trials" --seed 1 \
-    --attention --rope-theta-scale 50
-  evaluate retrieval-theta1 retrieval.json retrieval --lengths "$r_lengths" --depths "$depths" --trials "$trials" --seed 1
+    "${r_task[@]}" --attention --rope-theta-scale 50
+  evaluate retrieval-theta1 retrieval.json retrieval --lengths "$r_lengths" --depths "$depths" --trials "$trials" --seed 1 \
+    "${r_task[@]}"
 }
 
 threads=$(( $(nproc) / njobs ))
@@ -215,7 +221,7 @@ header="$out/header.md"
   echo
   if [ $quick = 1 ]; then echo "Mode: **quick** (smoke test: tiny model, few steps; the numbers mean nothing)."; else echo "Mode: full."; fi
   echo "Corpus: \`$data\` ($glob), read as bytes; 5% of the files held out (split seed 1, the same for every seed);"
-  echo "$(key mix-retrieval a-softmax | sed 's/^$/0/') of the training sequences are synthetic key-value retrieval documents (\`--mix-retrieval\`)."
+  echo "$(key mix-retrieval a-softmax | sed 's/^$/0/') of the training sequences are synthetic retrieval documents (\`--mix-retrieval\`$([ "$(key retrieval-passkey a-softmax)" = true ] && echo ', passkeys: one record among filler words, asked for at the end'))."
   echo "Training length L = $train_len."
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(go version | cut -d' ' -f3);"
   echo "load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other jobs inflate the wall time)."
