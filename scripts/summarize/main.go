@@ -24,6 +24,7 @@ import (
 
 	"github.com/ssmax/ssmax/eval"
 	"github.com/ssmax/ssmax/internal/atomicfile"
+	"github.com/ssmax/ssmax/retrieval"
 )
 
 // configs are the paper's six configurations, in order.
@@ -41,8 +42,10 @@ type Summary struct {
 	// Inits compares the conversion initialisations (configuration (e)'s
 	// source checkpoint), per init: zero-shot and after an s-only
 	// fine-tune, validation loss per seed.
-	Inits       map[string]*InitResult `json:"inits,omitempty"`
-	WallSeconds float64                `json:"wall_seconds,omitempty"`
+	Inits map[string]*InitResult `json:"inits,omitempty"`
+	// Task is the retrieval task the evaluations asked (from retrieval.json).
+	Task        *retrieval.Task `json:"retrieval_task,omitempty"`
+	WallSeconds float64         `json:"wall_seconds,omitempty"`
 }
 
 // Config is one configuration's measurements, one value per seed (in the
@@ -56,7 +59,7 @@ type Config struct {
 	// length L (the last power-of-two bucket; RoPE theta x50).
 	LengthLoss map[string]vals `json:"length_loss"`
 	// RetrievalAnswerLoss is the loss on the value tokens per length
-	// (nats per digit; chance 2.303).
+	// (nats per digit; chance ln 10 = 2.303).
 	RetrievalAnswerLoss map[string]vals `json:"retrieval_answer_loss"`
 	// KeyAttention is the attention of the answering query's most
 	// retrieving head on the target record, per length.
@@ -70,6 +73,26 @@ type Config struct {
 	LengthLossTheta1 map[string]vals `json:"length_loss_theta1,omitempty"`
 	// curves are the validation loss per step per seed (for the plot).
 	curves map[int]vals
+}
+
+// chance is the exact-match accuracy of guessing the value's digits at
+// random (0 when the task is unknown).
+func (s *Summary) chance() float64 {
+	if s.Task == nil || s.Task.ValueLen < 1 {
+		return 0
+	}
+	return math.Pow(10, -float64(s.Task.ValueLen))
+}
+
+// taskText describes the retrieval task for the report.
+func (s *Summary) taskText() string {
+	if s.Task == nil {
+		return "the value"
+	}
+	if s.Task.Passkey {
+		return fmt.Sprintf("the %d-digit passkey (one record among filler words; chance %.0f%%)", s.Task.ValueLen, 100*s.chance())
+	}
+	return fmt.Sprintf("the %d-digit value (chance %.2g%%)", s.Task.ValueLen, 100*s.chance())
 }
 
 // Claim is one of the paper's claims and what was measured.
@@ -242,6 +265,14 @@ func collect(out string, seeds []int, L int) (*Summary, error) {
 				return nil, err
 			}
 			for _, r := range rep.Models {
+				if s.Task == nil {
+					t := r.Task
+					s.Task = &t
+				}
+				if s.Task == nil {
+					t := r.Task
+					s.Task = &t
+				}
 				cf := s.Configs[configOf(r.Path)]
 				if cf == nil {
 					continue

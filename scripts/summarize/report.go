@@ -74,7 +74,7 @@ func report(s *Summary, header, commands string) ([]byte, error) {
 		func(c *Config) map[string]vals { return c.LengthLoss }, f3, "plots/length_loss.png")
 	table("Loss against context length (RoPE theta as trained)", "As above, RoPE theta unchanged.",
 		func(c *Config) map[string]vals { return c.LengthLossTheta1 }, f3, "")
-	table("Key retrieval (RoPE theta x50)", "Exact match of the 4-digit value over every depth.",
+	table("Key retrieval (RoPE theta x50)", "Exact match of "+s.taskText()+" over every depth.",
 		func(c *Config) map[string]vals { return c.Retrieval }, func(st stat) string { return st.pct() }, "plots/retrieval.png")
 	table("Key retrieval (RoPE theta as trained)", "As above, RoPE theta unchanged.",
 		func(c *Config) map[string]vals { return c.RetrievalTheta1 }, func(st stat) string { return st.pct() }, "")

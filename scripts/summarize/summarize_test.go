@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ssmax/ssmax/eval"
+	"github.com/ssmax/ssmax/retrieval"
 )
 
 func TestCompare(t *testing.T) {
@@ -210,5 +211,23 @@ func TestSummary(t *testing.T) {
 	js, _ = json.Marshal(s2.Configs["a-softmax"].ValLoss)
 	if string(js) != "[1.99,null]" {
 		t.Errorf("missing seed: %s", js)
+	}
+}
+
+// TestMinRetrieval checks that the floor below which retrieval is not
+// testable stays above chance for short values.
+func TestMinRetrieval(t *testing.T) {
+	for _, c := range []struct {
+		task *retrieval.Task
+		want float64
+	}{
+		{nil, 0.10},
+		{&retrieval.Task{ValueLen: 4}, 0.10},
+		{&retrieval.Task{ValueLen: 1, Passkey: true}, 0.30},
+		{&retrieval.Task{ValueLen: 2}, 0.10},
+	} {
+		if got := minRetrieval(&Summary{Task: c.task}); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("task %+v: floor %v, want %v", c.task, got, c.want)
+		}
 	}
 }
