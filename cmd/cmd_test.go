@@ -200,3 +200,26 @@ func TestOptionsFromEnvAndConfig(t *testing.T) {
 		t.Errorf("bad --log-format: exit %d %q", code, errs)
 	}
 }
+
+// TestCPUProfileWrittenOnFailure checks that a failing command still ends
+// its --cpuprofile (a gzip-compressed pprof file), and a succeeding one too.
+func TestCPUProfileWrittenOnFailure(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"failure", []string{"inspect", filepath.Join(t.TempDir(), "missing")}, 1},
+		{"success", []string{"version"}, 0},
+	} {
+		prof := filepath.Join(t.TempDir(), "cpu.prof")
+		_, stderr, code := run(t, append(c.args, "--cpuprofile", prof)...)
+		if code != c.code {
+			t.Fatalf("%s: exit %d (%s)", c.name, code, stderr)
+		}
+		b, err := os.ReadFile(prof)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: profile not written (%d bytes, %v)", c.name, len(b), err)
+		}
+	}
+}

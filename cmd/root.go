@@ -52,11 +52,17 @@ func Execute() int {
 // Run executes the command tree with args, writing to stdout and stderr, and
 // returns the exit code: 0 on success, 1 with a one-line error otherwise.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRootCommand()
+	root, g := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	// A command that failed skips the post-run hook: its CPU profile is
+	// still written, which is when one is most wanted.
+	if perr := g.endProfile(); err == nil {
+		err = perr
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "ssmax: "+oneLine(err))
 		return 1
 	}
@@ -71,6 +77,23 @@ func oneLine(err error) string {
 // NewRootCommand builds the whole command tree. Each call returns a fresh
 // tree, so tests can execute commands independently.
 func NewRootCommand() *cobra.Command {
+	root, _ := newRootCommand()
+	return root
+}
+
+// endProfile stops the CPU profile if one is running (once).
+func (g *globalOptions) endProfile() error {
+	stop := g.stopProfile
+	g.stopProfile = nil
+	if stop == nil {
+		return nil
+	}
+	return stop()
+}
+
+// newRootCommand is NewRootCommand, with the global options its commands
+// share.
+func newRootCommand() (*cobra.Command, *globalOptions) {
 	g := &globalOptions{}
 	root := &cobra.Command{
 		Use:   "ssmax",
@@ -108,12 +131,7 @@ override the environment, which overrides the file.`,
 			}
 			return nil
 		},
-		PersistentPostRunE: func(*cobra.Command, []string) error {
-			if g.stopProfile != nil {
-				return g.stopProfile()
-			}
-			return nil
-		},
+		PersistentPostRunE: func(*cobra.Command, []string) error { return g.endProfile() },
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.ConfigFile, "config", "", "YAML file with option values (keys are flag names)")
@@ -134,7 +152,7 @@ override the environment, which overrides the file.`,
 		newDemoCommand(),
 		newEvalCommand(),
 	)
-	return root
+	return root, g
 }
 
 // loggerKey is the context key of the executing command's logger.
