@@ -11,5 +11,9 @@
 //
 //	go test ./bench/ -run '^$' -bench TrainStep/s1 -benchtime 5x -cpuprofile cpu.out
 //
+// BenchmarkTrainStep runs each timed step in an execution-trace region
+// named "step", so a -trace (with -cpuprofile for stack samples) can be
+// read for the steps alone, without model building and warm-up.
+//
 // The package has no other code.
 package bench

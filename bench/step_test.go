@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -93,7 +95,9 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.ResetTimer()
 			t0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
-				step()
+				// A region per timed step, so that a -trace can be read
+				// for the steps alone (not model building or warm-up).
+				trace.WithRegion(context.Background(), "step", step)
 			}
 			b.ReportMetric(float64(len(in.IDs))*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			reportCPU(b, t0)
