@@ -133,3 +133,42 @@ func describeParts(parts []part) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// pairedDiff is the mean and sd of the per-seed differences x − y (seeds
+// where either is missing left out), with the numbers of seeds where the
+// difference is negative and positive. Pairing by seed removes what a seed
+// does to every configuration alike (its data order and initial weights),
+// which dominates the spread of each configuration on its own.
+func pairedDiff(x, y vals) (d stat, below, above int) {
+	var diffs []float64
+	for i := range min(len(x), len(y)) {
+		if !math.IsNaN(x[i]) && !math.IsNaN(y[i]) {
+			diffs = append(diffs, x[i]-y[i])
+			switch {
+			case x[i] < y[i]:
+				below++
+			case x[i] > y[i]:
+				above++
+			}
+		}
+	}
+	if len(diffs) == 0 {
+		return stat{Mean: math.NaN(), SD: math.NaN()}, 0, 0
+	}
+	return summarise(diffs), below, above
+}
+
+// formatPaired writes a paired difference as "-0.012 ± 0.004 (3/3 below)",
+// counting the seeds below (or above, when higher is better), with values
+// multiplied by scale (100 and unit "%" for accuracies).
+func formatPaired(x, y vals, scale float64, dec int, unit string, higherBetter bool) string {
+	d, below, above := pairedDiff(x, y)
+	if d.N == 0 {
+		return "n/a"
+	}
+	count, word := below, "below"
+	if higherBetter {
+		count, word = above, "above"
+	}
+	return fmt.Sprintf("%+.*f%s ± %.*f (%d/%d %s)", dec, scale*d.Mean, unit, dec, scale*d.SD, count, d.N, word)
+}

@@ -231,3 +231,29 @@ func TestMinRetrieval(t *testing.T) {
 		}
 	}
 }
+
+// TestPairedDiff checks differences paired by seed: a shift common to all
+// configurations cancels, missing seeds are left out.
+func TestPairedDiff(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		x, y          vals
+		mean, sd      float64
+		n, below, abv int
+	}{
+		{vals{1.0, 2.0, 3.0}, vals{1.1, 2.1, 3.1}, -0.1, 0, 3, 3, 0},
+		{vals{1, 5, nan}, vals{2, 3, 1}, 0.5, math.Sqrt(4.5), 2, 1, 1},
+		{vals{nan}, vals{1}, nan, nan, 0, 0, 0},
+	} {
+		d, below, above := pairedDiff(c.x, c.y)
+		if d.N != c.n || below != c.below || above != c.abv {
+			t.Errorf("%v - %v: n %d, below %d, above %d", c.x, c.y, d.N, below, above)
+		}
+		if c.n > 0 && (math.Abs(d.Mean-c.mean) > 1e-12 || math.Abs(d.SD-c.sd) > 1e-12) {
+			t.Errorf("%v - %v: %v ± %v, want %v ± %v", c.x, c.y, d.Mean, d.SD, c.mean, c.sd)
+		}
+	}
+	if got := formatPaired(vals{0.5, 0.7}, vals{0.25, 0.5}, 100, 0, "%", true); got != "+22% ± 4 (2/2 above)" {
+		t.Errorf("formatPaired: %q", got)
+	}
+}
