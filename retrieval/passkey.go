@@ -7,9 +7,9 @@ import (
 	"github.com/ssmax/ssmax/data"
 )
 
-// Words are the filler of passkey documents: common lowercase words, no
+// fillerWords are the filler of passkey documents: common lowercase words, no
 // digits, so a passkey's value holds the only digits of its document.
-var Words = strings.Fields(`the of and to in is it that for on with as was at by be this from or
+var fillerWords = strings.Fields(`the of and to in is it that for on with as was at by be this from or
 have an they which one you had not but what all were when we there can said use each she how their
 if will up other about out many then them these so some her would make like him into time has look
 two more write go see number no way could people my than first water been call who oil its now find
@@ -29,7 +29,7 @@ func fillerLine(rng *rand.Rand) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(Words[rng.IntN(len(Words))])
+		b.WriteString(fillerWords[rng.IntN(len(fillerWords))])
 	}
 	b.WriteByte('\n')
 	return b.String()
@@ -41,7 +41,7 @@ func lastLine(rng *rand.Rand, tok data.Tokenizer, budget int) []int {
 	var line string
 	var ids []int
 	for {
-		w := Words[rng.IntN(len(Words))]
+		w := fillerWords[rng.IntN(len(fillerWords))]
 		if line != "" {
 			w = " " + w
 		}

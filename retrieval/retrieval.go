@@ -76,7 +76,7 @@ type Task struct {
 	// ordered.
 	Ordered float64 `json:"ordered,omitempty"`
 	// Passkey makes every document a haystack instead: lines of filler
-	// words (Words: no digits) holding one record, and at the end the
+	// words (fillerWords: no digits) holding one record, and at the end the
 	// query for it, the mark alone ("?"), then the value. The value's
 	// digits are the only digits of the document, so a single attention
 	// layer that looks for digits from the mark retrieves it, without the induction circuit that records of
