@@ -22,6 +22,13 @@
 #   bench/train.sh                 # all four shapes, ~20 minutes
 #   SHAPES="s1 l1" bench/train.sh  # a subset
 #   STEPS=30 S3_STEPS=8 WARMUP=5 bench/train.sh   # S3_* also apply to L1
+#   ROUNDS=3 SHAPES=s3 bench/train.sh  # 3 rounds of ours then PyTorch
+#
+# With ROUNDS=N (default 1) each shape is measured N times in a row, ours
+# then PyTorch (both thread counts) in each round, and the ratio reported is
+# the median of the N per-round ratios: on a VM whose speed drifts between
+# runs minutes apart, a ratio of two measurements taken close together is
+# steadier than one measurement of each.
 #
 # Needs go, /usr/bin/time (apt-get install time) and Debian's python3-torch
 # with OpenBLAS (apt-get install python3-torch libopenblas0): Debian's torch
@@ -36,6 +43,7 @@ STEPS=${STEPS:-20}
 S3_STEPS=${S3_STEPS:-8}
 WARMUP=${WARMUP:-4}
 S3_WARMUP=${S3_WARMUP:-3}
+ROUNDS=${ROUNDS:-1}
 PY=${PY:-/usr/bin/python3}
 WORK=${WORK:-$(mktemp -d /tmp/ssmax-bench-train.XXXXXX)}
 mkdir -p "$WORK"
@@ -92,28 +100,36 @@ for s in $SHAPES; do
 	steps=$STEPS warm=$WARMUP
 	if [ "$s" = s3 ] || [ "$s" = l1 ]; then steps=$S3_STEPS warm=$S3_WARMUP; fi
 
-	out="$WORK/$s"
-	rm -rf "$out"
-	/usr/bin/time -v -o "$WORK/$s.ssmax.time" "$WORK/ssmax" pretrain --arch "bench/models/$s.yaml" \
-		--data "$corpus" --tokenizer bytes --steps "$steps" --batch-size "$batch" --seq-len 256 \
-		--eval-every 0 --val-fraction 0 --save-every 0 --out "$out" -q >"$WORK/$s.ssmax.log" 2>&1 ||
-		{ cat "$WORK/$s.ssmax.log" >&2; exit 1; }
-	ss_tps=$(median_tps "$out/metrics.jsonl" "$warm")
-	ss_rss=$(rss "$WORK/$s.ssmax.time")
+	round_ratios=""
+	for round in $(seq "$ROUNDS"); do
+		out="$WORK/$s"
+		rm -rf "$out"
+		/usr/bin/time -v -o "$WORK/$s.ssmax.time" "$WORK/ssmax" pretrain --arch "bench/models/$s.yaml" \
+			--data "$corpus" --tokenizer bytes --steps "$steps" --batch-size "$batch" --seq-len 256 \
+			--eval-every 0 --val-fraction 0 --save-every 0 --out "$out" -q >"$WORK/$s.ssmax.log" 2>&1 ||
+			{ cat "$WORK/$s.ssmax.log" >&2; exit 1; }
+		ss_tps=$(median_tps "$out/metrics.jsonl" "$warm")
+		ss_rss=$(rss "$WORK/$s.ssmax.time")
 
-	best_tps=0 best_thr=0 best_rss=0
-	for thr in 1 2; do
-		/usr/bin/time -v -o "$WORK/$s.torch$thr.time" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/train_torch.py \
-			--arch "$arch" --layers "$layers" --heads "$heads" --kv-heads "$kvheads" --dim "$dim" --intermediate "$inter" \
-			--vocab "$vocab" --ctx 256 --batch "$batch" --steps "$steps" --warmup "$warm" \
-			--threads "$thr" >"$WORK/$s.torch$thr.json"
-		tps=$("$PY" -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["tokens_per_sec"])' "$WORK/$s.torch$thr.json")
-		if "$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' "$tps" "$best_tps"; then
-			best_tps=$tps best_thr=$thr best_rss=$(rss "$WORK/$s.torch$thr.time")
-		fi
+		best_tps=0 best_thr=0 best_rss=0
+		for thr in 1 2; do
+			/usr/bin/time -v -o "$WORK/$s.torch$thr.time" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/train_torch.py \
+				--arch "$arch" --layers "$layers" --heads "$heads" --kv-heads "$kvheads" --dim "$dim" --intermediate "$inter" \
+				--vocab "$vocab" --ctx 256 --batch "$batch" --steps "$steps" --warmup "$warm" \
+				--threads "$thr" >"$WORK/$s.torch$thr.json"
+			tps=$("$PY" -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["tokens_per_sec"])' "$WORK/$s.torch$thr.json")
+			if "$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' "$tps" "$best_tps"; then
+				best_tps=$tps best_thr=$thr best_rss=$(rss "$WORK/$s.torch$thr.time")
+			fi
+		done
+		ratio=$("$PY" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ss_tps" "$best_tps")
+		printf '%-5s %8s %12s %12s %8s %8s %9s MB %9s MB  load %s\n' "$s" "$steps" "$ss_tps" "$best_tps" "$best_thr" "$ratio" "$ss_rss" "$best_rss" "$(cut -d' ' -f1 /proc/loadavg)"
+		round_ratios="$round_ratios $ratio"
 	done
-	ratio=$("$PY" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ss_tps" "$best_tps")
-	printf '%-5s %8s %12s %12s %8s %8s %9s MB %9s MB  load %s\n' "$s" "$steps" "$ss_tps" "$best_tps" "$best_thr" "$ratio" "$ss_rss" "$best_rss" "$(cut -d' ' -f1 /proc/loadavg)"
+	if [ "$ROUNDS" -gt 1 ]; then
+		ratio=$("$PY" -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $round_ratios)
+		echo "$s: median of $ROUNDS rounds $ratio (rounds:$round_ratios)"
+	fi
 	ratios="$ratios $(echo "$s" | tr a-z A-Z) $ratio"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
