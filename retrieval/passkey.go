@@ -131,12 +131,7 @@ func newPasskeyPrompt(rng *rand.Rand, tok data.Tokenizer, e *encoder, t Task, le
 			p.IDs = append(p.IDs, filler[j]...)
 		}
 	}
-	q.Start = len(p.IDs)
-	p.IDs = append(p.IDs, query...)
-	q.AnswerStart = len(p.IDs)
-	p.IDs = append(p.IDs, val...)
-	q.AnswerEnd = len(p.IDs)
-	p.IDs = append(p.IDs, nl...)
+	p.appendQuery(&q, query, val, nl)
 	p.Queries = []Query{q}
 	return p
 }

@@ -501,16 +501,23 @@ func NewPrompt(rng *rand.Rand, tok data.Tokenizer, t Task, length int, depths []
 	queries := make([]Query, 0, len(targets))
 	for _, i := range order {
 		q := p.Queries[i]
-		q.Start = len(p.IDs)
-		p.IDs = append(p.IDs, tok.Encode(QueryLine(q.Key))...)
-		q.AnswerStart = len(p.IDs)
-		p.IDs = append(p.IDs, tok.Encode(q.Value)...)
-		q.AnswerEnd = len(p.IDs)
-		p.IDs = append(p.IDs, e.piece("\n")...)
+		p.appendQuery(&q, tok.Encode(QueryLine(q.Key)), tok.Encode(q.Value), e.piece("\n"))
 		queries = append(queries, q)
 	}
 	p.Queries = queries
 	return p, nil
+}
+
+// appendQuery appends a final query to the prompt: the query line's
+// tokens, the value's and the newline's, recording in q where the query
+// and its value start and where the value ends.
+func (p *Prompt) appendQuery(q *Query, query, val, nl []int) {
+	q.Start = len(p.IDs)
+	p.IDs = append(p.IDs, query...)
+	q.AnswerStart = len(p.IDs)
+	p.IDs = append(p.IDs, val...)
+	q.AnswerEnd = len(p.IDs)
+	p.IDs = append(p.IDs, nl...)
 }
 
 // PromptSeed is the generator of prompt trial of length index i of an
