@@ -13,6 +13,7 @@ import (
 	"github.com/ssmax/ssmax/eval"
 	"github.com/ssmax/ssmax/finetune"
 	"github.com/ssmax/ssmax/internal/cputime"
+	"github.com/ssmax/ssmax/kernels"
 	"github.com/ssmax/ssmax/model"
 )
 
@@ -88,7 +89,7 @@ func BenchmarkTrainStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, p := range ps {
-					p.ZeroGrad()
+					kernels.ReleaseGrad(p) // as the optimizer step does
 				}
 			}
 			step() // warm-up

@@ -212,7 +212,7 @@ func (o *optimizer) step(lr float64) error {
 			st.V.Data().F32()[c.lo:c.hi], st.M.Data().F32()[c.lo:c.hi], factor)
 	})
 	for _, p := range stepped {
-		p.ZeroGrad()
+		kernels.ReleaseGrad(p)
 	}
 	for i, bad := range nonFinite {
 		if bad {

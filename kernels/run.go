@@ -93,6 +93,25 @@ func (o *output) releaseGrad() {
 	}
 }
 
+// ReleaseGrad drops t's gradient, as t.ZeroGrad does, and gives its buffer
+// back to the free lists when it came from them: the LM head's weight
+// gradient (vocabulary × hidden values, 154 MB for GPT-2) is such a
+// buffer. The next training step then takes the same buffer again instead
+// of allocating a new one, which Go would zero and the kernel would fault
+// in page by page on one core. Buffers that did not come from the free
+// lists (those sized exactly, allocated with make) are left to the garbage
+// collector as before. The caller must not use the gradient afterwards.
+func ReleaseGrad(t interface {
+	Grad() mat.Tensor
+	ZeroGrad()
+}) {
+	g, _ := t.Grad().(*mat.Dense[float32])
+	t.ZeroGrad()
+	if g != nil {
+		putF32(g.Data().F32())
+	}
+}
+
 // accGrad accumulates data, shaped like t, into t's gradient. The buffer is
 // handed over to spago (see ownedDense): when t has no gradient yet, data
 // becomes it without a copy; otherwise it is added to t's gradient and,

@@ -217,3 +217,44 @@ func TestFreeScratch(t *testing.T) {
 		t.Errorf("getF32 after FreeScratch: %d values", len(c))
 	}
 }
+
+// TestReleaseGrad: a gradient handed over from the free lists (as the LM
+// head's weight gradient is) goes back to them on ReleaseGrad, so the next
+// buffer of its size is the same memory; the parameter has no gradient
+// afterwards; a gradient allocated with make and sized off the classes is
+// not kept (and ReleaseGrad of a parameter without one does nothing).
+func TestReleaseGrad(t *testing.T) {
+	const rows, cols = 7, 1000 // an odd class, unused elsewhere in the tests
+	for _, c := range []struct {
+		name   string
+		pooled bool
+	}{{"getF32", true}, {"make", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			FreeScratch()
+			p := mat.NewDense[float32](mat.WithShape(rows, cols), mat.WithGrad(true))
+			var g []float32
+			if c.pooled {
+				g = getF32(rows * cols)
+			} else {
+				g = make([]float32, rows*cols)
+			}
+			for i := range g {
+				g[i] = float32(i)
+			}
+			accGrad(p, g)
+			if got := p.Grad().(*mat.Dense[float32]).Data().F32(); &got[0] != &g[0] {
+				t.Fatal("accGrad copied the gradient instead of taking the buffer")
+			}
+			ReleaseGrad(p)
+			if p.HasGrad() {
+				t.Error("the parameter still has a gradient")
+			}
+			next := getF32(rows * cols)
+			if reused := &next[0] == &g[0]; reused != c.pooled {
+				t.Errorf("next buffer of the size is the released gradient: %v, want %v", reused, c.pooled)
+			}
+			putF32(next)
+			ReleaseGrad(p) // no gradient: nothing to do
+		})
+	}
+}
