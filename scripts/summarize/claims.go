@@ -25,6 +25,13 @@ func refLengths(s *Summary, get func(*Config) map[string]vals) lengths {
 	return ref
 }
 
+// claimLengths returns the reference lengths of the length-loss and the
+// retrieval measurements, which the claims and the paired table both use.
+func (s *Summary) claimLengths() (loss, acc lengths) {
+	return refLengths(s, func(c *Config) map[string]vals { return c.LengthLoss }),
+		refLengths(s, func(c *Config) map[string]vals { return c.Retrieval })
+}
+
 func appendUnique(xs []int, x int) []int {
 	for _, y := range xs {
 		if y == x {
@@ -50,8 +57,7 @@ const notTestable = "not testable here"
 
 func claims(s *Summary) []Claim {
 	C := s.Configs
-	lossRef := refLengths(s, func(c *Config) map[string]vals { return c.LengthLoss })
-	accRef := refLengths(s, func(c *Config) map[string]vals { return c.Retrieval })
+	lossRef, accRef := s.claimLengths()
 	val := func(c string) stat { return summarise(C[c].ValLoss) }
 	loss := func(c string, L int) stat { return at(C[c].LengthLoss, L) }
 	acc := func(c string, L int) stat { return at(C[c].Retrieval, L) }

@@ -117,8 +117,7 @@ func report(s *Summary, header, commands string) ([]byte, error) {
 // about 10x the training length (RoPE theta x50), and the same two with
 // theta as trained.
 func pairedTable(b *bytes.Buffer, s *Summary) {
-	lossRef := refLengths(s, func(c *Config) map[string]vals { return c.LengthLoss })
-	accRef := refLengths(s, func(c *Config) map[string]vals { return c.Retrieval })
+	lossRef, accRef := s.claimLengths()
 	ll, lm := strconv.Itoa(lossRef.long), strconv.Itoa(accRef.mid)
 	a := s.Configs["a-softmax"]
 	fmt.Fprintf(b, "\n## Differences from softmax, paired by seed\n\n"+
