@@ -136,7 +136,9 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	x, _, _, _ := dense("Linear", "x", f.x)
 	if f.x.RequiresGrad() {
 		w, _, _, _ := weightOperand("Linear", "w", f.w)
-		dx := make([]float32, rows*in)
+		// From the free lists, not zeroed: the product overwrites it, and
+		// the node that receives it gives it back once used (releaseGrad).
+		dx := getF32(rows * in)
 		// dx = gy·W for W [out,in]; gy·Wᵀ for W [in,out].
 		gemmOp(false, f.inOut, rows, in, out, g, w, dx, false)
 		accGrad(f.x, dx)
@@ -156,19 +158,25 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
-// columnSums returns the float64-accumulated column sums of g [rows, cols].
+// columnSums returns the float64-accumulated column sums of g [rows, cols]
+// (a bias gradient). Blocks of columns are summed concurrently, each column
+// over the rows in order, so the result does not depend on the number of
+// workers.
 func columnSums(g []float32, rows, cols int) []float32 {
-	acc := make([]float64, cols)
-	for t := 0; t < rows; t++ {
-		r := g[t*cols : (t+1)*cols]
-		for j, v := range r {
-			acc[j] += float64(v)
-		}
-	}
 	out := make([]float32, cols)
-	for j, v := range acc {
-		out[j] = float32(v)
-	}
+	minCols := max(64, (1<<16)/max(rows, 1)) // at least 64K values per worker
+	parallelFor(cols, minCols, func(_, lo, hi int) {
+		acc := make([]float64, hi-lo)
+		for t := 0; t < rows; t++ {
+			r := g[t*cols+lo : t*cols+hi]
+			for j, v := range r {
+				acc[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			out[lo+j] = float32(v)
+		}
+	})
 	return out
 }
 

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/nlpodyssey/spago/mat"
@@ -136,6 +137,28 @@ func BenchmarkMatMul(b *testing.B) {
 				flops := 2 * float64(d.m) * float64(d.n) * float64(d.k) * float64(b.N)
 				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+// TestColumnSums: the bias gradient's column sums, split over workers by
+// columns, are bit for bit the serial float64 sums, whatever the split.
+func TestColumnSums(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	r := newRand(31)
+	for _, c := range []struct{ rows, cols int }{{1, 1}, {3, 7}, {2048, 384}, {300, 1000}, {64, 4096}} {
+		g := randn(r, c.rows*c.cols, 1)
+		got := columnSums(g, c.rows, c.cols)
+		for j := 0; j < c.cols; j++ {
+			var want float64
+			for i := 0; i < c.rows; i++ {
+				want += float64(g[i*c.cols+j])
+			}
+			if got[j] != float32(want) {
+				t.Fatalf("%dx%d: column %d: %v, want %v", c.rows, c.cols, j, got[j], float32(want))
+			}
 		}
 	}
 }
