@@ -98,8 +98,9 @@ func (o *output) releaseGrad() {
 // gradient (vocabulary × hidden values, 154 MB for GPT-2) is such a
 // buffer. The next training step then takes the same buffer again instead
 // of allocating a new one, which Go would zero and the kernel would fault
-// in page by page on one core. Buffers that did not come from the free
-// lists (those sized exactly, allocated with make) are left to the garbage
+// in page by page on one core. Any other buffer is kept only as the free
+// lists keep every returned one (of a size class, and no more of its class
+// than were ever out at once; see freeClass), else left to the garbage
 // collector as before. The caller must not use the gradient afterwards.
 func ReleaseGrad(t interface {
 	Grad() mat.Tensor
