@@ -83,13 +83,12 @@ func (o *output) keep(y *mat.Dense[float32]) *mat.Dense[float32] {
 // clones the first gradient it receives, and kernels hand over buffers
 // they allocated for the purpose (ownedDense).
 func (o *output) releaseGrad() {
-	if o.y == nil {
-		return
-	}
-	g, _ := o.y.Grad().(*mat.Dense[float32])
-	o.y.ZeroGrad()
-	if g != nil && !o.passedOn {
-		putF32(g.Data().F32())
+	switch {
+	case o.y == nil:
+	case o.passedOn:
+		o.y.ZeroGrad()
+	default:
+		ReleaseGrad(o.y)
 	}
 }
 
@@ -102,10 +101,7 @@ func (o *output) releaseGrad() {
 // lists keep every returned one (of a size class, and no more of its class
 // than were ever out at once; see freeClass), else left to the garbage
 // collector as before. The caller must not use the gradient afterwards.
-func ReleaseGrad(t interface {
-	Grad() mat.Tensor
-	ZeroGrad()
-}) {
+func ReleaseGrad(t mat.Tensor) {
 	g, _ := t.Grad().(*mat.Dense[float32])
 	t.ZeroGrad()
 	if g != nil {
